@@ -1,0 +1,36 @@
+#pragma once
+// Internals shared by the socket classes' implementations.
+
+#include <fcntl.h>
+
+#include <system_error>
+
+#include <asio/error.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/use_awaitable.hpp>
+
+#include "coronet/error.hpp"
+
+namespace coronet::detail {
+
+// Completion token that hands back (error_code, results...) instead of throwing.
+inline constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
+
+// Maps Asio's error values to coronet's convention, at every place one leaves coronet: errno
+// values move from Asio's own "asio.system" category (which Asio 1.22 does not make comparable
+// with std::errc) to std::system_category(); eof becomes coronet::errc::eof; the rest (resolver
+// errors) pass through.
+inline std::error_code to_coronet_error(const std::error_code& ec) noexcept {
+  if (!ec) return ec;
+  if (ec.category() == asio::error::get_system_category()) return {ec.value(), std::system_category()};
+  if (ec == asio::error::eof) return make_error_code(errc::eof);
+  return ec;
+}
+
+// Whether `fd` has O_NONBLOCK set; false for a closed descriptor.
+inline bool fd_non_blocking(int fd) noexcept {
+  const int flags = ::fcntl(fd, F_GETFL);
+  return flags >= 0 && (flags & O_NONBLOCK) != 0;
+}
+
+}  // namespace coronet::detail

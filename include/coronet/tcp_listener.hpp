@@ -1,0 +1,105 @@
+#pragma once
+// tcp_listener: a bound, listening TCP socket that accepts tcp_streams.
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+#include <asio/ip/tcp.hpp>
+
+#include "coronet/endpoint.hpp"
+#include "coronet/result.hpp"
+#include "coronet/socket_option.hpp"
+#include "coronet/tcp_stream.hpp"
+
+namespace coronet {
+
+/// How tcp_listener::bind() sets up the socket.
+struct listen_options {
+  /// Length of the queue of connections the kernel completes before accept() takes them;
+  /// the kernel clamps it to net.core.somaxconn.
+  int backlog = asio::socket_base::max_listen_connections;
+  /// SO_REUSEADDR, so that a restarted server can bind while old connections sit in TIME_WAIT.
+  bool reuse_address = true;
+};
+
+/// A listening TCP socket (socket + bind + listen), accepting connected tcp_streams.
+///
+/// Errors: bind() throws std::system_error naming the endpoint ("cannot bind 127.0.0.1:80:
+/// Address already in use"); accept() returns its failures as values: std::errc::too_many_files_open
+/// (EMFILE) and std::errc::connection_aborted are transient, std::errc::operation_canceled
+/// follows close().
+///
+/// Thread safety: use a tcp_listener only from its own executor; at most one accept() may be
+/// pending at a time. The streams it accepts live on the executor accept() was given.
+///
+/// Example:
+///
+///     auto listener = coronet::tcp_listener::bind(ex, coronet::endpoint::parse("127.0.0.1:0").value());
+///     std::cout << "listening on " << listener.local_endpoint() << "\n";
+///     while (auto stream = co_await listener.accept()) coronet::spawn(ex, echo(std::move(*stream)), "echo");
+class tcp_listener {
+ public:
+  using native_handle_type = asio::ip::tcp::acceptor::native_handle_type;
+
+  /// Opens, binds and listens. Port 0 picks a free port: read it back with local_endpoint().
+  /// Throws std::system_error when any step fails, naming the step and the endpoint.
+  static tcp_listener bind(const asio::any_io_executor& executor, const endpoint& local,
+                           listen_options options = {});
+  static tcp_listener bind(asio::io_context& context, const endpoint& local,
+                           listen_options options = {});
+
+  tcp_listener(tcp_listener&&) noexcept = default;
+  tcp_listener& operator=(tcp_listener&&) noexcept = default;
+  ~tcp_listener() = default;
+
+  /// Waits for the next connection; the stream lives on the listener's executor.
+  /// Cancellation: safe; a connection completed by the kernel stays queued for the next accept().
+  asio::awaitable<result<tcp_stream>> accept();
+
+  /// Waits for the next connection and places its stream on `target`, another thread's
+  /// executor for instance.
+  asio::awaitable<result<tcp_stream>> accept(const asio::any_io_executor& target);
+
+  /// The bound endpoint (getsockname), with the real port when bound to port 0.
+  const endpoint& local_endpoint() const noexcept { return local_; }
+
+  /// Stops listening; a pending accept() completes with std::errc::operation_canceled.
+  /// Idempotent; never fails.
+  void close() noexcept;
+
+  bool is_open() const noexcept { return acceptor_.is_open(); }
+
+  template <socket_option Option>
+  result<void> set_option(const Option& option) {
+    return detail::set_socket_option(native_handle(), option);
+  }
+
+  template <socket_option Option>
+  result<Option> get_option() const {
+    Option option{};
+    if (auto ec = detail::get_socket_option(native_handle(), option)) return ec;
+    return option;
+  }
+
+  /// The descriptor (fileno). It stays owned by the listener.
+  native_handle_type native_handle() const noexcept;
+
+  /// Whether the descriptor is in non-blocking mode (O_NONBLOCK).
+  bool non_blocking() const noexcept;
+
+  /// Puts the descriptor in blocking or non-blocking mode, for code given native_handle().
+  result<void> set_non_blocking(bool mode);
+
+  asio::any_io_executor get_executor() noexcept { return acceptor_.get_executor(); }
+
+  /// The Asio acceptor underneath, for what coronet does not wrap.
+  asio::ip::tcp::acceptor& asio_acceptor() noexcept { return acceptor_; }
+
+ private:
+  tcp_listener(asio::ip::tcp::acceptor acceptor, endpoint local) noexcept;
+
+  asio::ip::tcp::acceptor acceptor_;
+  endpoint local_;
+};
+
+}  // namespace coronet

@@ -1,0 +1,143 @@
+#include "coronet/endpoint.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <ostream>
+
+#include <asio/this_coro.hpp>
+
+#include "coronet/detail/io.hpp"
+#include "coronet/error.hpp"
+
+namespace coronet {
+namespace {
+
+// The pieces of `HOST:PORT` before the host is interpreted.
+struct split_text {
+  std::string_view host;
+  bool bracketed = false;
+  std::uint16_t port = 0;
+};
+
+result<std::uint16_t> parse_port(std::string_view text) {
+  if (text.empty()) return make_error_code(errc::missing_port);
+  if (text.front() < '0' || text.front() > '9') return make_error_code(errc::invalid_port);
+  unsigned long value = 0;  // wider than a port, so that 70000 is out of range, not garbage
+  const char* end = text.data() + text.size();
+  auto [stop, ec] = std::from_chars(text.data(), end, value);
+  if (ec == std::errc::result_out_of_range) return make_error_code(errc::port_out_of_range);
+  if (stop != end) return make_error_code(errc::trailing_garbage);
+  if (value > 65535) return make_error_code(errc::port_out_of_range);
+  return static_cast<std::uint16_t>(value);
+}
+
+result<split_text> split(std::string_view text) {
+  if (text.empty()) return make_error_code(errc::empty_address);
+  split_text out;
+  std::string_view rest;
+  if (text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos) return make_error_code(errc::unbalanced_brackets);
+    out.host = text.substr(1, close - 1);
+    out.bracketed = true;
+    if (out.host.find_first_of("[]") != std::string_view::npos) {
+      return make_error_code(errc::unbalanced_brackets);
+    }
+    rest = text.substr(close + 1);
+    if (rest.empty()) return make_error_code(errc::missing_port);
+    if (rest.find_first_of("[]") != std::string_view::npos) {
+      return make_error_code(errc::unbalanced_brackets);
+    }
+    if (rest.front() != ':') return make_error_code(errc::trailing_garbage);
+    rest.remove_prefix(1);
+  } else {
+    if (text.find_first_of("[]") != std::string_view::npos) {
+      return make_error_code(errc::unbalanced_brackets);
+    }
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return make_error_code(errc::missing_port);
+    out.host = text.substr(0, colon);
+    if (out.host.find(':') != std::string_view::npos) {
+      return make_error_code(errc::ipv6_needs_brackets);
+    }
+    rest = text.substr(colon + 1);
+  }
+  if (out.host.empty()) return make_error_code(errc::missing_host);
+  auto port = parse_port(rest);
+  if (!port) return port.error();
+  out.port = *port;
+  return out;
+}
+
+}  // namespace
+
+endpoint::endpoint(asio::ip::address address, std::uint16_t port) noexcept
+    : address_(std::move(address)), port_(port) {}
+
+endpoint::endpoint(const asio::ip::tcp::endpoint& ep) noexcept
+    : address_(ep.address()), port_(ep.port()) {}
+
+endpoint::endpoint(const asio::ip::udp::endpoint& ep) noexcept
+    : address_(ep.address()), port_(ep.port()) {}
+
+result<endpoint> endpoint::parse(std::string_view text) {
+  auto parts = split(text);
+  if (!parts) return parts.error();
+  std::error_code ec;
+  const std::string host(parts->host);
+  if (parts->bracketed) {
+    auto v6 = asio::ip::make_address_v6(host, ec);
+    if (ec) return make_error_code(errc::invalid_host);
+    return endpoint(v6, parts->port);
+  }
+  auto v4 = asio::ip::make_address_v4(host, ec);
+  if (ec) return make_error_code(errc::invalid_host);
+  return endpoint(v4, parts->port);
+}
+
+std::string endpoint::to_string() const {
+  std::string out;
+  if (address_.is_v6()) {
+    out = '[' + address_.to_string() + ']';
+  } else {
+    out = address_.to_string();
+  }
+  out += ':';
+  out += std::to_string(port_);
+  return out;
+}
+
+std::strong_ordering operator<=>(const endpoint& a, const endpoint& b) noexcept {
+  if (a.address_ < b.address_) return std::strong_ordering::less;
+  if (b.address_ < a.address_) return std::strong_ordering::greater;
+  return a.port_ <=> b.port_;
+}
+
+std::ostream& operator<<(std::ostream& out, const endpoint& e) { return out << e.to_string(); }
+
+result<host_port> host_port::parse(std::string_view text) {
+  auto parts = split(text);
+  if (!parts) return parts.error();
+  return host_port{std::string(parts->host), parts->port};
+}
+
+asio::awaitable<result<std::vector<endpoint>>> resolve(std::string text) {
+  auto target = host_port::parse(text);
+  if (!target) co_return target.error();
+
+  asio::ip::tcp::resolver resolver(co_await asio::this_coro::executor);
+  const auto [ec, entries] = co_await resolver.async_resolve(
+      target->host, std::to_string(target->port), asio::ip::resolver_base::numeric_service,
+      detail::use_nothrow);
+  if (ec) co_return detail::to_coronet_error(ec);
+
+  std::vector<endpoint> out;
+  for (const auto& entry : entries) {
+    endpoint ep(entry.endpoint());
+    if (std::find(out.begin(), out.end(), ep) == out.end()) out.push_back(ep);
+  }
+  if (out.empty()) co_return make_error_code(asio::error::host_not_found);
+  co_return out;
+}
+
+}  // namespace coronet

@@ -1,0 +1,38 @@
+#include "coronet/error.hpp"
+
+#include <string>
+
+namespace coronet {
+namespace {
+
+class coronet_category final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "coronet"; }
+
+  std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::eof: return "end of stream (the peer closed the connection)";
+      case errc::empty_address: return "address is empty";
+      case errc::missing_host: return "address has no host before ':PORT'";
+      case errc::missing_port: return "address has no port (expected HOST:PORT)";
+      case errc::invalid_port: return "port is not a decimal number";
+      case errc::port_out_of_range: return "port is out of range (0-65535)";
+      case errc::unbalanced_brackets: return "address has unbalanced '[' ']'";
+      case errc::trailing_garbage: return "address has unexpected characters after the port";
+      case errc::invalid_host: return "host is not a numeric IPv4 address or bracketed IPv6 address";
+      case errc::ipv6_needs_brackets: return "an IPv6 address with a port must be written [ADDR]:PORT";
+    }
+    return "unknown coronet error " + std::to_string(value);
+  }
+};
+
+}  // namespace
+
+const std::error_category& error_category() noexcept {
+  static const coronet_category category;
+  return category;
+}
+
+std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
+
+}  // namespace coronet

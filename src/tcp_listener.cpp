@@ -1,0 +1,73 @@
+#include "coronet/tcp_listener.hpp"
+
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "coronet/detail/io.hpp"
+
+namespace coronet {
+
+tcp_listener::tcp_listener(asio::ip::tcp::acceptor acceptor, endpoint local) noexcept
+    : acceptor_(std::move(acceptor)), local_(std::move(local)) {}
+
+tcp_listener tcp_listener::bind(const asio::any_io_executor& executor, const endpoint& local,
+                                listen_options options) {
+  asio::ip::tcp::acceptor acceptor(executor);
+  std::error_code ec;
+  const auto fail = [&](const char* step) {
+    throw std::system_error(detail::to_coronet_error(ec), std::string("cannot ") + step + ' ' + local.to_string());
+  };
+  acceptor.open(local.tcp().protocol(), ec);
+  if (ec) fail("open a socket for");
+  if (options.reuse_address) {
+    ec = detail::set_socket_option(acceptor.native_handle(), option::reuse_address{true});
+    if (ec) fail("set SO_REUSEADDR for");
+  }
+  acceptor.bind(local.tcp(), ec);
+  if (ec) fail("bind");
+  acceptor.listen(options.backlog, ec);
+  if (ec) fail("listen on");
+  endpoint bound = acceptor.local_endpoint(ec);
+  if (ec) fail("read the bound port of");
+  return tcp_listener(std::move(acceptor), bound);
+}
+
+tcp_listener tcp_listener::bind(asio::io_context& context, const endpoint& local,
+                                listen_options options) {
+  return bind(context.get_executor(), local, options);
+}
+
+asio::awaitable<result<tcp_stream>> tcp_listener::accept() {
+  auto [ec, socket] = co_await acceptor_.async_accept(detail::use_nothrow);
+  if (ec) co_return detail::to_coronet_error(ec);
+  co_return tcp_stream(std::move(socket));
+}
+
+asio::awaitable<result<tcp_stream>> tcp_listener::accept(const asio::any_io_executor& target) {
+  auto [ec, socket] = co_await acceptor_.async_accept(target, detail::use_nothrow);
+  if (ec) co_return detail::to_coronet_error(ec);
+  co_return tcp_stream(std::move(socket));
+}
+
+void tcp_listener::close() noexcept {
+  std::error_code ignored;
+  acceptor_.close(ignored);
+}
+
+tcp_listener::native_handle_type tcp_listener::native_handle() const noexcept {
+  // Asio's native_handle() is not const, though it only reads the descriptor.
+  return const_cast<asio::ip::tcp::acceptor&>(acceptor_).native_handle();
+}
+
+bool tcp_listener::non_blocking() const noexcept {
+  return detail::fd_non_blocking(native_handle());
+}
+
+result<void> tcp_listener::set_non_blocking(bool mode) {
+  std::error_code ec;
+  acceptor_.native_non_blocking(mode, ec);
+  return detail::to_coronet_error(ec);
+}
+
+}  // namespace coronet

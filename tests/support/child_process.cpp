@@ -1,0 +1,130 @@
+#include "support/child_process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+namespace coronet::test {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+[[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::system_category(), what); }
+
+int remaining_ms(clock_type::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+  return left.count() > 0 ? static_cast<int>(left.count()) : 0;
+}
+
+// Reads what is available on `fd` into `out`, waiting until `deadline`. Returns false on EOF
+// (and closes fd), true when data arrived or time ran out.
+bool read_some(int& fd, std::string& out, clock_type::time_point deadline) {
+  if (fd < 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  const int ready = ::poll(&p, 1, remaining_ms(deadline));
+  if (ready <= 0) return true;
+  char buffer[4096];
+  const ssize_t n = ::read(fd, buffer, sizeof buffer);
+  if (n > 0) {
+    out.append(buffer, static_cast<std::size_t>(n));
+    return true;
+  }
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return true;
+  ::close(fd);
+  fd = -1;
+  return false;
+}
+
+}  // namespace
+
+child_process::child_process(const std::string& program, const std::vector<std::string>& args) {
+  int out_pipe[2];
+  int err_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw_errno("pipe");
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) throw_errno("pipe");
+
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(program.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+
+  pid_ = ::fork();
+  if (pid_ < 0) throw_errno("fork");
+  if (pid_ == 0) {
+    ::dup2(out_pipe[1], STDOUT_FILENO);
+    ::dup2(err_pipe[1], STDERR_FILENO);
+    ::execv(program.c_str(), argv.data());
+    ::_exit(127);
+  }
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  stdout_fd_ = out_pipe[0];
+  stderr_fd_ = err_pipe[0];
+}
+
+child_process::~child_process() {
+  if (!status_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+  }
+  if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  if (stderr_fd_ >= 0) ::close(stderr_fd_);
+}
+
+std::optional<std::string> child_process::read_stdout_line(std::chrono::milliseconds timeout) {
+  const auto deadline = clock_type::now() + timeout;
+  for (;;) {
+    const auto newline = stdout_pending_.find('\n');
+    if (newline != std::string::npos) {
+      std::string line = stdout_pending_.substr(0, newline);
+      stdout_pending_.erase(0, newline + 1);
+      return line;
+    }
+    if (clock_type::now() >= deadline) return std::nullopt;
+    if (!read_some(stdout_fd_, stdout_pending_, deadline)) return std::nullopt;
+  }
+}
+
+std::string child_process::read_all(int& fd, std::string& pending, std::chrono::milliseconds timeout) {
+  const auto deadline = clock_type::now() + timeout;
+  while (clock_type::now() < deadline && read_some(fd, pending, deadline)) {
+  }
+  return std::exchange(pending, {});
+}
+
+std::string child_process::read_all_stdout(std::chrono::milliseconds timeout) {
+  return read_all(stdout_fd_, stdout_pending_, timeout);
+}
+
+std::string child_process::read_all_stderr(std::chrono::milliseconds timeout) {
+  return read_all(stderr_fd_, stderr_pending_, timeout);
+}
+
+void child_process::send_signal(int signal) {
+  if (!status_) ::kill(pid_, signal);
+}
+
+std::optional<int> child_process::wait(std::chrono::milliseconds timeout) {
+  const auto deadline = clock_type::now() + timeout;
+  while (!status_) {
+    int status = 0;
+    const pid_t done = ::waitpid(pid_, &status, WNOHANG);
+    if (done == pid_) {
+      status_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      break;
+    }
+    if (clock_type::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return status_;
+}
+
+}  // namespace coronet::test

@@ -1,0 +1,49 @@
+#pragma once
+// child_process: runs a program of the project with its stdout and stderr on pipes, so a test
+// can read its ready line, signal it and collect its exit status, each with a deadline.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace coronet::test {
+
+class child_process {
+ public:
+  /// Starts `program` with `args`; throws std::system_error when it cannot.
+  child_process(const std::string& program, const std::vector<std::string>& args);
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+  /// Kills the child (SIGKILL) if it still runs, and reaps it.
+  ~child_process();
+
+  /// The next line of stdout without its "\n"; nullopt on EOF or when `timeout` passes.
+  std::optional<std::string> read_stdout_line(std::chrono::milliseconds timeout);
+
+  /// Everything the child writes to stdout / stderr until it closes them (or `timeout` passes).
+  std::string read_all_stdout(std::chrono::milliseconds timeout);
+  std::string read_all_stderr(std::chrono::milliseconds timeout);
+
+  void send_signal(int signal);
+
+  /// The exit code, or 128 + signal number when killed by a signal; nullopt if it still runs
+  /// after `timeout`.
+  std::optional<int> wait(std::chrono::milliseconds timeout);
+
+  pid_t pid() const noexcept { return pid_; }
+
+ private:
+  std::string read_all(int& fd, std::string& pending, std::chrono::milliseconds timeout);
+
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  int stderr_fd_ = -1;
+  std::string stdout_pending_;
+  std::string stderr_pending_;
+  std::optional<int> status_;
+};
+
+}  // namespace coronet::test

@@ -1,0 +1,106 @@
+#pragma once
+// Helpers that every coroutine test uses: a deadline, loopback endpoints, connected pairs.
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <utility>
+
+#include <array>
+#include <cstddef>
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+#include <asio/use_awaitable.hpp>
+#include <doctest/doctest.h>
+
+#include "coronet/coronet.hpp"
+
+namespace coronet::test {
+
+using namespace std::chrono_literals;
+
+/// Runs `body()` as a coroutine on a fresh io_context and fails the test if it has not finished
+/// within `deadline`, so that a bug fails fast instead of hanging CI. An exception thrown by
+/// the body (a failed REQUIRE included) is rethrown here.
+inline void run(const std::function<asio::awaitable<void>()>& body,
+                std::chrono::milliseconds deadline = 10s) {
+  asio::io_context context;
+  bool finished = false;
+  std::exception_ptr failure;
+  asio::co_spawn(context, body(), [&](std::exception_ptr e) {
+    finished = true;
+    failure = std::move(e);
+  });
+  context.run_for(deadline);
+  if (failure) std::rethrow_exception(failure);
+  REQUIRE_MESSAGE(finished, "test coroutine did not finish within its deadline");
+}
+
+/// 127.0.0.1 with port 0: the kernel picks a free port.
+inline endpoint any_v4() { return endpoint(asio::ip::address_v4::loopback(), 0); }
+
+/// A connected pair of streams over loopback: {client side, server side}.
+inline asio::awaitable<std::pair<tcp_stream, tcp_stream>> connected_pair(const endpoint& where = any_v4()) {
+  auto listener = tcp_listener::bind(co_await asio::this_coro::executor, where);
+  auto client = co_await tcp_stream::connect(listener.local_endpoint());
+  REQUIRE(client);
+  auto server = co_await listener.accept();
+  REQUIRE(server);
+  co_return std::pair<tcp_stream, tcp_stream>{std::move(*client), std::move(*server)};
+}
+
+}  // namespace coronet::test
+
+namespace coronet::test {
+
+/// Lets a coroutine wait until a number of spawned tasks have called done().
+class wait_group {
+ public:
+  explicit wait_group(const asio::any_io_executor& executor)
+      : timer_(executor, asio::steady_timer::time_point::max()) {}
+
+  void add(std::size_t n = 1) noexcept { count_ += n; }
+  void done() {
+    if (--count_ == 0) timer_.cancel();
+  }
+  asio::awaitable<void> wait() {
+    while (count_ > 0) co_await timer_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+  }
+
+ private:
+  asio::steady_timer timer_;
+  std::size_t count_ = 0;
+};
+
+/// Echoes everything `stream` receives until eof, then half-closes: a minimal peer for tests.
+inline asio::awaitable<void> echo_until_eof(tcp_stream stream) {
+  std::array<char, 8192> buffer;
+  for (;;) {
+    auto got = co_await stream.recv(asio::buffer(buffer));
+    if (!got) break;
+    if (!co_await stream.send_all(asio::buffer(buffer.data(), got.bytes()))) break;
+  }
+  (void)stream.shutdown(shutdown_type::send);
+}
+
+/// Pauses the calling coroutine.
+inline asio::awaitable<void> sleep_for(std::chrono::milliseconds duration) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, duration);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// Whether this machine has an IPv6 loopback (::1) to bind to.
+inline bool has_ipv6_loopback() {
+  asio::io_context context;
+  asio::ip::tcp::acceptor probe(context);
+  std::error_code ec;
+  probe.open(asio::ip::tcp::v6(), ec);
+  if (!ec) probe.bind({asio::ip::address_v6::loopback(), 0}, ec);
+  return !ec;
+}
+
+}  // namespace coronet::test

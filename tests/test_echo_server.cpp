@@ -1,0 +1,255 @@
+// echo_server driven as a child process: its command-line contract, ready line, echo, half-close,
+// resets and signals.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "support/child_process.hpp"
+#include "support/run.hpp"
+
+using namespace std::chrono_literals;
+using coronet::tcp_stream;
+using coronet::test::child_process;
+namespace test = coronet::test;
+
+namespace {
+
+const std::string echo_server = CORONET_ECHO_SERVER_PATH;
+
+// Parses a ready line `listening tcp <endpoint>`.
+coronet::endpoint ready_endpoint(const std::optional<std::string>& line) {
+  REQUIRE_MESSAGE(line.has_value(), "echo_server printed no ready line");
+  const std::string prefix = "listening tcp ";
+  REQUIRE_MESSAGE(line->rfind(prefix, 0) == 0, *line);
+  auto ep = coronet::endpoint::parse(line->substr(prefix.size()));
+  REQUIRE_MESSAGE(ep, *line);
+  CHECK(ep->port() != 0);
+  return *ep;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+struct run_outcome {
+  std::optional<int> exit_code;
+  std::string out;
+  std::string err;
+};
+
+run_outcome run_to_exit(const std::vector<std::string>& args) {
+  child_process child(echo_server, args);
+  run_outcome r;
+  r.out = child.read_all_stdout(5s);
+  r.err = child.read_all_stderr(5s);
+  r.exit_code = child.wait(5s);
+  return r;
+}
+
+// One line on stderr, `echo_server: ...`, nothing on stdout, exit 1.
+void check_setup_failure(const std::vector<std::string>& args, const std::string& reason_part) {
+  const auto r = run_to_exit(args);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.empty());
+  const auto err_lines = lines_of(r.err);
+  REQUIRE(err_lines.size() == 1);
+  CHECK(err_lines[0].rfind("echo_server: ", 0) == 0);
+  CHECK_MESSAGE(err_lines[0].find(reason_part) != std::string::npos, err_lines[0]);
+}
+
+asio::awaitable<void> expect_echo(const coronet::endpoint& server, std::string payload) {
+  auto stream = co_await tcp_stream::connect(server);
+  REQUIRE(stream);
+  CHECK(co_await stream->send_all(asio::buffer(payload)));
+  std::string back(payload.size(), '\0');
+  auto got = co_await stream->recv_exact(asio::buffer(back));
+  REQUIRE(got);
+  CHECK(back == payload);
+}
+
+asio::awaitable<void> echo_own_payload(coronet::endpoint server, unsigned id, test::wait_group& group,
+                                       std::set<coronet::endpoint>& locals, std::size_t& good) {
+  auto stream = co_await tcp_stream::connect(server);
+  if (stream) {
+    locals.insert(stream->local_endpoint());
+    std::string payload(500 + id, static_cast<char>('A' + id % 26));
+    payload += std::to_string(id);
+    std::string back(payload.size(), '\0');
+    auto sent = co_await stream->send_all(asio::buffer(payload));
+    auto got = co_await stream->recv_exact(asio::buffer(back));
+    if (sent && got && back == payload) ++good;
+  }
+  group.done();
+}
+
+}  // namespace
+
+TEST_CASE("echo_server: prints one ready line per listener - in option order - and echoes") {
+  std::vector<std::string> args = {"--tcp", "127.0.0.1:0", "--tcp", "127.0.0.1:0"};
+  const bool v6 = test::has_ipv6_loopback();
+  if (v6) args.insert(args.end(), {"--tcp", "[::1]:0"});
+  child_process server(echo_server, args);
+  const auto first = ready_endpoint(server.read_stdout_line(5s));
+  const auto second = ready_endpoint(server.read_stdout_line(5s));
+  CHECK(first.is_v4());
+  CHECK(second.is_v4());
+  CHECK(first != second);
+  std::optional<coronet::endpoint> third;
+  if (v6) {
+    third = ready_endpoint(server.read_stdout_line(5s));
+    CHECK(third->is_v6());
+  }
+  test::run([&]() -> asio::awaitable<void> {
+    co_await expect_echo(first, "to the first listener");
+    co_await expect_echo(second, std::string(100000, 'z'));
+    if (third) co_await expect_echo(*third, "over IPv6");
+  });
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(2s) == 0);
+}
+
+TEST_CASE("echo_server: usage errors exit 2 with the usage on stderr") {
+  const std::vector<std::vector<std::string>> cases = {
+      {},                                          // no listener at all
+      {"--log-level", "info"},                     // still no listener
+      {"--tcp"},                                   // missing value
+      {"--tcp", "127.0.0.1:0", "--bogus"},         // unknown option
+      {"--tcp", "127.0.0.1:0", "--threads", "x"},  // not a number
+      {"--tcp", "127.0.0.1:0", "--threads", "0"},
+      {"--tcp", "127.0.0.1:0", "--log-level", "loud"},
+      {"--tcp", "127.0.0.1:0", "stray"},
+  };
+  for (const auto& args : cases) {
+    std::string shown;
+    for (const auto& a : args) shown += a + ' ';
+    CAPTURE(shown);
+    const auto r = run_to_exit(args);
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.empty());
+    CHECK(r.err.find("--tcp") != std::string::npos);  // the usage names the options
+  }
+}
+
+TEST_CASE("echo_server: a malformed ADDR exits 1 with exactly one stderr line - at any log level") {
+  for (const std::string level : {"trace", "info", "off"}) {
+    CAPTURE(level);
+    check_setup_failure({"--tcp", "127.0.0.1", "--log-level", level}, "no port");
+    check_setup_failure({"--tcp", "127.0.0.1:70000", "--log-level", level}, "out of range");
+    check_setup_failure({"--tcp", "[::1:80", "--log-level", level}, "unbalanced");
+    check_setup_failure({"--tcp", "localhost:80", "--log-level", level}, "localhost:80");
+    check_setup_failure({"--tcp", "127.0.0.1:80junk", "--log-level", level}, "unexpected characters");
+    check_setup_failure({"--tcp", "", "--log-level", level}, "empty");
+  }
+}
+
+TEST_CASE("echo_server: a port in use exits 1 - and no ready line is printed for the others") {
+  asio::io_context context;
+  auto taken = coronet::tcp_listener::bind(context, test::any_v4());
+  check_setup_failure({"--tcp", "127.0.0.1:0", "--tcp", taken.local_endpoint().to_string()},
+                      "cannot bind " + taken.local_endpoint().to_string() + ": Address already in use");
+  check_setup_failure({"--tcp", "192.0.2.1:0"}, "cannot bind 192.0.2.1:0");
+}
+
+TEST_CASE("echo_server: after the client's half-close it echoes the rest - then closes with FIN") {
+  child_process server(echo_server, {"--tcp", "127.0.0.1:0"});
+  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  test::run([&]() -> asio::awaitable<void> {
+    auto stream = co_await tcp_stream::connect(where);
+    REQUIRE(stream);
+    std::string payload(300000, '\0');
+    for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>(i % 251);
+    // 300 kB fits in loopback's socket buffers, so sending all before reading cannot deadlock.
+    REQUIRE(co_await stream->send_all(asio::buffer(payload)));
+    REQUIRE(stream->shutdown(coronet::shutdown_type::send));
+    std::string back(payload.size(), '\0');
+    auto got = co_await stream->recv_exact(asio::buffer(back));
+    REQUIRE(got);
+    CHECK(back == payload);
+    char extra = 0;
+    auto end = co_await stream->recv(asio::buffer(&extra, 1));
+    CHECK(end.error() == coronet::errc::eof);  // a FIN, not a reset
+  });
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(2s) == 0);
+}
+
+TEST_CASE("echo_server: a peer that resets mid-stream does not kill or stall it") {
+  child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--log-level", "debug"});
+  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  test::run([&]() -> asio::awaitable<void> {
+    for (int i = 0; i < 20; ++i) {
+      auto rude = co_await tcp_stream::connect(where);
+      REQUIRE(rude);
+      std::string junk(64 * 1024, 'r');
+      CHECK(co_await rude->send(asio::buffer(junk)));
+      REQUIRE(rude->set_option(coronet::option::linger{true, 0s}));
+      rude->close();  // RST while the server is echoing
+    }
+    co_await expect_echo(where, "still serving");
+  });
+  CHECK_FALSE(server.wait(0ms).has_value());  // still running
+  server.send_signal(SIGINT);
+  CHECK(server.wait(2s) == 0);
+}
+
+TEST_CASE("echo_server: SIGTERM and SIGINT with live connections exit 0 within 2 s") {
+  for (int signal : {SIGTERM, SIGINT}) {
+    CAPTURE(signal);
+    child_process server(echo_server, {"--tcp", "127.0.0.1:0"});
+    const auto where = ready_endpoint(server.read_stdout_line(5s));
+    test::run([&]() -> asio::awaitable<void> {
+      std::vector<tcp_stream> idle;
+      for (int i = 0; i < 10; ++i) idle.push_back((co_await tcp_stream::connect(where)).value());
+      co_await expect_echo(where, "before the signal");
+
+      server.send_signal(signal);
+      CHECK(server.wait(2s) == 0);
+      // It closed its connections on the way out and no longer listens.
+      for (auto& stream : idle) {
+        char byte = 0;
+        auto end = co_await stream.recv(asio::buffer(&byte, 1));
+        CHECK_FALSE(end);
+      }
+      auto late = co_await tcp_stream::connect(where);
+      CHECK(late.error() == std::errc::connection_refused);
+    });
+  }
+}
+
+TEST_CASE("echo_server: 200 concurrent clients each get only their own bytes - and info level logs nothing per message") {
+  child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--log-level", "info"});
+  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  std::size_t good = 0;
+  std::set<coronet::endpoint> locals;
+  test::run(
+      [&]() -> asio::awaitable<void> {
+        const auto executor = co_await asio::this_coro::executor;
+        test::wait_group group(executor);
+        group.add(200);
+        for (unsigned i = 0; i < 200; ++i) {
+          coronet::spawn(executor, echo_own_payload(where, i, group, locals, good), "client");
+        }
+        co_await group.wait();
+      },
+      30s);
+  CHECK(good == 200);
+  CHECK(locals.size() == 200);
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(2s) == 0);
+  CHECK(server.read_all_stderr(1s).find("[debug]") == std::string::npos);
+  CHECK(server.read_all_stdout(1s).empty());  // only the ready line, already read
+}

@@ -1,0 +1,137 @@
+#include <doctest/doctest.h>
+
+#include <string>
+
+#include "support/run.hpp"
+
+using coronet::endpoint;
+using coronet::errc;
+
+TEST_CASE("endpoint: parses and formats IPv4 and IPv6") {
+  auto v4 = endpoint::parse("127.0.0.1:80");
+  REQUIRE(v4);
+  CHECK(v4->is_v4());
+  CHECK(v4->address() == asio::ip::make_address("127.0.0.1"));
+  CHECK(v4->port() == 80);
+  CHECK(v4->to_string() == "127.0.0.1:80");
+
+  auto v6 = endpoint::parse("[::1]:80");
+  REQUIRE(v6);
+  CHECK(v6->is_v6());
+  CHECK(v6->address() == asio::ip::make_address("::1"));
+  CHECK(v6->to_string() == "[::1]:80");
+
+  CHECK(endpoint::parse("0.0.0.0:0")->port() == 0);
+  CHECK(endpoint::parse("255.255.255.255:65535")->port() == 65535);
+  CHECK(endpoint::parse("[2001:db8::1]:443")->to_string() == "[2001:db8::1]:443");
+  CHECK(endpoint::parse("[::ffff:10.0.0.1]:1")->to_string() == "[::ffff:10.0.0.1]:1");
+}
+
+TEST_CASE("endpoint: to_string and parse round trip") {
+  for (const char* text : {"10.1.2.3:7", "[fe80::1:2]:9", "[::]:0", "1.1.1.1:65535"}) {
+    auto ep = endpoint::parse(text);
+    REQUIRE_MESSAGE(ep, text);
+    CHECK(ep->to_string() == text);
+    CHECK(endpoint::parse(ep->to_string()).value() == *ep);
+  }
+}
+
+TEST_CASE("endpoint: malformed input gives a clear error value") {
+  struct bad {
+    const char* text;
+    errc expected;
+  };
+  const bad cases[] = {
+      {"", errc::empty_address},
+      {"127.0.0.1", errc::missing_port},
+      {"127.0.0.1:", errc::missing_port},
+      {"[::1]", errc::missing_port},
+      {"[::1]:", errc::missing_port},
+      {":80", errc::missing_host},
+      {"[]:80", errc::missing_host},
+      {"127.0.0.1:65536", errc::port_out_of_range},
+      {"127.0.0.1:99999999999999999999999", errc::port_out_of_range},
+      {"127.0.0.1:-1", errc::invalid_port},
+      {"127.0.0.1:+80", errc::invalid_port},
+      {"127.0.0.1:http", errc::invalid_port},
+      {"127.0.0.1: 80", errc::invalid_port},
+      {"[::1:80", errc::unbalanced_brackets},
+      {"::1]:80", errc::unbalanced_brackets},
+      {"[[::1]]:80", errc::unbalanced_brackets},
+      {"[::1]]:80", errc::unbalanced_brackets},
+      {"[::1]:80]", errc::unbalanced_brackets},
+      {"127.0.0.1:80x", errc::trailing_garbage},
+      {"127.0.0.1:80 ", errc::trailing_garbage},
+      {"127.0.0.1:0x50", errc::trailing_garbage},
+      {"[::1]x:80", errc::trailing_garbage},
+      {"localhost:80", errc::invalid_host},
+      {"256.0.0.1:80", errc::invalid_host},
+      {"127.1:80", errc::invalid_host},
+      {" 127.0.0.1:80", errc::invalid_host},
+      {"[127.0.0.1]:80", errc::invalid_host},
+      {"[not-v6]:80", errc::invalid_host},
+      {"::1:80", errc::ipv6_needs_brackets},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.text);
+    auto ep = endpoint::parse(c.text);
+    REQUIRE_FALSE(ep);
+    CHECK(ep.error() == c.expected);
+    CHECK_FALSE(ep.error().message().empty());
+    CHECK_THROWS_AS(ep.value(), std::system_error);
+  }
+}
+
+TEST_CASE("endpoint: a text with a NUL byte or high bytes is rejected - not misread") {
+  const std::string with_nul("127.0.0.1:80\0", 13);
+  CHECK(endpoint::parse(with_nul).error() == errc::trailing_garbage);
+  CHECK_FALSE(endpoint::parse("\xff\xfe:1"));
+  CHECK_FALSE(endpoint::parse(std::string(100000, '[')));
+}
+
+TEST_CASE("endpoint: converts to and from Asio endpoints and orders by address then port") {
+  const asio::ip::tcp::endpoint tcp(asio::ip::make_address("10.0.0.1"), 5);
+  const endpoint ep(tcp);
+  CHECK(ep.tcp() == tcp);
+  CHECK(ep.udp().port() == 5);
+  CHECK(endpoint() == endpoint::parse("0.0.0.0:0").value());
+  CHECK(endpoint::parse("10.0.0.1:5").value() < endpoint::parse("10.0.0.1:6").value());
+  CHECK(endpoint::parse("10.0.0.1:9").value() < endpoint::parse("10.0.0.2:1").value());
+}
+
+TEST_CASE("host_port: splits names as well as numeric hosts") {
+  auto named = coronet::host_port::parse("localhost:8080");
+  REQUIRE(named);
+  CHECK(named->host == "localhost");
+  CHECK(named->port == 8080);
+  CHECK(coronet::host_port::parse("[::1]:1")->host == "::1");
+  CHECK(coronet::host_port::parse("example.com").error() == errc::missing_port);
+  CHECK(coronet::host_port::parse("example.com:70000").error() == errc::port_out_of_range);
+}
+
+TEST_CASE("resolve: a host name resolves asynchronously to loopback endpoints") {
+  coronet::test::run([]() -> asio::awaitable<void> {
+    auto found = co_await coronet::resolve("localhost:80");
+    REQUIRE(found);
+    REQUIRE_FALSE(found->empty());
+    for (const auto& ep : *found) {
+      CHECK(ep.address().is_loopback());
+      CHECK(ep.port() == 80);
+    }
+    auto numeric = co_await coronet::resolve("[::1]:9");
+    REQUIRE(numeric);
+    CHECK(numeric->size() == 1);
+    CHECK(numeric->front().to_string() == "[::1]:9");
+  });
+}
+
+TEST_CASE("resolve: bad syntax and unknown names are error values") {
+  coronet::test::run([]() -> asio::awaitable<void> {
+    auto no_port = co_await coronet::resolve("localhost");
+    CHECK(no_port.error() == errc::missing_port);
+    // .invalid is reserved (RFC 2606): it never resolves, and is answered locally.
+    auto unknown = co_await coronet::resolve("no-such-host.invalid:80");
+    CHECK_FALSE(unknown);
+    CHECK_FALSE(unknown.error().message().empty());
+  });
+}

@@ -1,0 +1,338 @@
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <numeric>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "support/run.hpp"
+
+using namespace std::chrono_literals;
+using coronet::errc;
+using coronet::tcp_listener;
+using coronet::tcp_stream;
+namespace test = coronet::test;
+
+namespace {
+
+std::vector<char> pattern(std::size_t size, unsigned seed) {
+  std::vector<char> out(size);
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>((i * 7 + seed * 13 + i / 251) & 0xFF);
+  return out;
+}
+
+asio::awaitable<void> send_then_half_close(tcp_stream& stream, const std::vector<char>& data) {
+  auto sent = co_await stream.send_all(asio::buffer(data));
+  CHECK(sent);
+  CHECK(sent.bytes() == data.size());
+  CHECK(stream.shutdown(coronet::shutdown_type::send));
+}
+
+asio::awaitable<void> close_after(tcp_stream& stream, std::chrono::milliseconds delay) {
+  co_await test::sleep_for(delay);
+  stream.close();
+}
+
+asio::awaitable<void> accept_and_echo(tcp_listener& listener, std::size_t sessions) {
+  const auto executor = co_await asio::this_coro::executor;
+  for (std::size_t i = 0; i < sessions; ++i) {
+    auto stream = co_await listener.accept();
+    REQUIRE(stream);
+    coronet::spawn(executor, test::echo_until_eof(std::move(*stream)), "test echo");
+  }
+}
+
+// Sends this connection's own payload a few times and checks each reply is exactly it.
+asio::awaitable<void> ping_own_payload(tcp_stream& stream, unsigned id, test::wait_group& group,
+                                       std::size_t& good) {
+  const auto payload = pattern(1000 + id, id);
+  std::vector<char> reply(payload.size());
+  bool all_good = true;
+  for (int round = 0; round < 3; ++round) {
+    auto sent = co_await stream.send_all(asio::buffer(payload));
+    auto got = co_await stream.recv_exact(asio::buffer(reply));
+    all_good = all_good && sent && got && reply == payload;
+  }
+  if (all_good) ++good;
+  group.done();
+}
+
+void round_trip_on(const coronet::endpoint& where) {
+  test::run([&]() -> asio::awaitable<void> {
+    auto listener = tcp_listener::bind(co_await asio::this_coro::executor, where);
+    auto client = co_await tcp_stream::connect(listener.local_endpoint());
+    REQUIRE(client);
+    auto server = co_await listener.accept();
+    REQUIRE(server);
+
+    CHECK(client->remote_endpoint() == listener.local_endpoint());
+    CHECK(client->local_endpoint() == server->remote_endpoint());
+    CHECK(server->local_endpoint() == listener.local_endpoint());
+
+    constexpr std::string_view hello = "hello";
+    auto sent = co_await client->send(asio::buffer(hello));
+    REQUIRE(sent);
+    CHECK(sent.bytes() == hello.size());
+    std::array<char, 5> got{};
+    auto received = co_await server->recv_exact(asio::buffer(got));
+    REQUIRE(received);
+    CHECK(std::string_view(got.data(), got.size()) == hello);
+
+    CHECK(co_await server->send_all(asio::buffer(std::string_view("world!"))));
+    std::array<char, 64> buffer{};
+    auto some = co_await client->recv(asio::buffer(buffer));
+    REQUIRE(some);
+    CHECK(std::string_view(buffer.data(), some.bytes()) == std::string_view("world!").substr(0, some.bytes()));
+  });
+}
+
+}  // namespace
+
+TEST_CASE("tcp_stream: accept - connect - send and recv over 127.0.0.1") {
+  round_trip_on(test::any_v4());
+}
+
+TEST_CASE("tcp_stream: accept - connect - send and recv over [::1]") {
+  if (!test::has_ipv6_loopback()) {
+    MESSAGE("skipped: this machine has no IPv6 loopback");
+    return;
+  }
+  round_trip_on(coronet::endpoint(asio::ip::address_v6::loopback(), 0));
+}
+
+TEST_CASE("tcp_stream: a 1 MiB round trip comes back intact and in order") {
+  test::run([]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    auto [client, server] = co_await test::connected_pair();
+    coronet::spawn(executor, test::echo_until_eof(std::move(server)), "echo");
+
+    const auto data = pattern(1 << 20, 1);
+    coronet::spawn(executor, send_then_half_close(client, data), "writer");
+    std::vector<char> back(data.size());
+    auto got = co_await client.recv_exact(asio::buffer(back));
+    REQUIRE(got);
+    CHECK(got.bytes() == data.size());
+    CHECK(back == data);
+    char extra = 0;
+    auto end = co_await client.recv(asio::buffer(&extra, 1));
+    CHECK(end.error() == errc::eof);
+  });
+}
+
+TEST_CASE("tcp_stream: half-close lets the peer finish sending - then reads eof") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    CHECK(co_await client.send_all(asio::buffer(std::string_view("abc"))));
+    REQUIRE(client.shutdown(coronet::shutdown_type::send));
+
+    std::array<char, 3> got{};
+    CHECK(co_await server.recv_exact(asio::buffer(got)));
+    char more = 0;
+    auto eof = co_await server.recv(asio::buffer(&more, 1));
+    CHECK_FALSE(eof);
+    CHECK(eof.error() == errc::eof);
+    CHECK(eof.bytes() == 0);
+
+    // The half-closed client still receives.
+    CHECK(co_await server.send_all(asio::buffer(std::string_view("xyz"))));
+    REQUIRE(server.shutdown(coronet::shutdown_type::send));
+    std::array<char, 3> reply{};
+    CHECK(co_await client.recv_exact(asio::buffer(reply)));
+    CHECK(std::string_view(reply.data(), 3) == "xyz");
+    auto client_eof = co_await client.recv(asio::buffer(&more, 1));
+    CHECK(client_eof.error() == errc::eof);  // FIN, not a reset
+  });
+}
+
+TEST_CASE("tcp_stream: recv_exact reports the bytes that arrived before eof") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    CHECK(co_await client.send_all(asio::buffer(std::string_view("12345"))));
+    REQUIRE(client.shutdown(coronet::shutdown_type::send));
+    std::array<char, 10> got{};
+    auto partial = co_await server.recv_exact(asio::buffer(got));
+    CHECK(partial.error() == errc::eof);
+    CHECK(partial.bytes() == 5);
+    CHECK(std::string_view(got.data(), 5) == "12345");
+  });
+}
+
+TEST_CASE("tcp_stream: a peer's RST is a connection_reset value - and send after it does not kill the process") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    const auto peer = server.remote_endpoint();
+    // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+    REQUIRE(server.set_option(coronet::option::linger{true, 0s}));
+    server.close();
+
+    std::array<char, 16> buffer{};
+    auto got = co_await client.recv(asio::buffer(buffer));
+    CHECK_FALSE(got);
+    CHECK(got.error() == std::errc::connection_reset);
+    CHECK_THROWS_AS((void)got.value(), std::system_error);
+
+    // No SIGPIPE: the failure is a value (EPIPE once the reset was seen).
+    auto sent = co_await client.send(asio::buffer(std::string_view("late")));
+    CHECK_FALSE(sent);
+    CHECK((sent.error() == std::errc::broken_pipe || sent.error() == std::errc::connection_reset));
+    // The endpoints were kept from the connect, so logs still have them.
+    CHECK(client.remote_endpoint().port() != 0);
+    CHECK(peer.port() == client.local_endpoint().port());
+  });
+}
+
+TEST_CASE("tcp_stream: connect refused is a value - the throwing form throws system_error") {
+  test::run([]() -> asio::awaitable<void> {
+    coronet::endpoint closed_port;
+    {
+      auto listener = tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4());
+      closed_port = listener.local_endpoint();
+    }
+    auto refused = co_await tcp_stream::connect(closed_port);
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error() == std::errc::connection_refused);
+
+    bool threw = false;
+    try {
+      auto stream = (co_await tcp_stream::connect(closed_port)).value();
+    } catch (const std::system_error& e) {
+      threw = true;
+      CHECK(e.code() == std::errc::connection_refused);
+    }
+    CHECK(threw);
+  });
+}
+
+TEST_CASE("tcp_stream: the throwing form of recv throws at eof - the value form reports it") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    REQUIRE(client.shutdown(coronet::shutdown_type::send));
+    std::array<char, 4> buffer{};
+    auto value_form = co_await server.recv(asio::buffer(buffer));
+    CHECK(value_form.error() == errc::eof);
+    bool threw = false;
+    try {
+      (void)(co_await server.recv(asio::buffer(buffer))).value();
+    } catch (const std::system_error& e) {
+      threw = e.code() == errc::eof;
+    }
+    CHECK(threw);
+  });
+}
+
+TEST_CASE("tcp_stream: connect by host name - and to a name that does not resolve") {
+  test::run([]() -> asio::awaitable<void> {
+    auto listener = tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4());
+    auto by_name = co_await tcp_stream::connect("localhost:" + std::to_string(listener.local_endpoint().port()));
+    REQUIRE(by_name);
+    CHECK(by_name->remote_endpoint() == listener.local_endpoint());
+    auto accepted = co_await listener.accept();
+    CHECK(accepted);
+
+    auto unknown = co_await tcp_stream::connect(std::string("no-such-host.invalid:80"));
+    CHECK_FALSE(unknown);
+    auto malformed = co_await tcp_stream::connect(std::string("localhost"));
+    CHECK(malformed.error() == errc::missing_port);
+  });
+}
+
+TEST_CASE("tcp_stream: connect from a chosen source address") {
+  test::run([]() -> asio::awaitable<void> {
+    auto listener = tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4());
+    const auto source = coronet::endpoint::parse("127.0.0.2:0").value();
+    auto client = co_await tcp_stream::connect(listener.local_endpoint(), {.local = source});
+    REQUIRE(client);
+    CHECK(client->local_endpoint().address() == source.address());
+    auto server = co_await listener.accept();
+    REQUIRE(server);
+    CHECK(server->remote_endpoint().address() == source.address());
+
+    // A source address this machine does not have is a bind error value.
+    auto bad = co_await tcp_stream::connect(listener.local_endpoint(),
+                                            {.local = coronet::endpoint::parse("192.0.2.1:0").value()});
+    CHECK(bad.error() == std::errc::address_not_available);
+  });
+}
+
+TEST_CASE("tcp_stream: close() from another coroutine cancels a pending recv") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    coronet::spawn(co_await asio::this_coro::executor, close_after(server, 50ms), "closer");
+    std::array<char, 8> buffer{};
+    auto got = co_await server.recv(asio::buffer(buffer));
+    CHECK(got.error() == std::errc::operation_canceled);
+    CHECK_FALSE(server.is_open());
+    server.close();  // idempotent
+    // The peer sees the close as eof.
+    auto at_client = co_await client.recv(asio::buffer(buffer));
+    CHECK(at_client.error() == errc::eof);
+  });
+}
+
+TEST_CASE("tcp_stream: 200 concurrent connections - each its own socket - each echoed only its own bytes") {
+  test::run(
+      []() -> asio::awaitable<void> {
+        constexpr unsigned count = 200;
+        const auto executor = co_await asio::this_coro::executor;
+        auto listener = tcp_listener::bind(executor, test::any_v4());
+        coronet::spawn(executor, accept_and_echo(listener, count), "acceptor");
+
+        std::vector<tcp_stream> clients;
+        for (unsigned i = 0; i < count; ++i) {
+          auto stream = co_await tcp_stream::connect(listener.local_endpoint());
+          REQUIRE(stream);
+          clients.push_back(std::move(*stream));
+        }
+        std::set<int> fds;
+        std::set<coronet::endpoint> locals;
+        for (const auto& c : clients) {
+          fds.insert(c.native_handle());
+          locals.insert(c.local_endpoint());
+        }
+        CHECK(fds.size() == count);
+        CHECK(locals.size() == count);
+
+        test::wait_group group(executor);
+        std::size_t good = 0;
+        group.add(count);
+        for (unsigned i = 0; i < count; ++i) {
+          coronet::spawn(executor, ping_own_payload(clients[i], i, group, good), "pinger");
+        }
+        co_await group.wait();
+        CHECK(good == count);
+      },
+      30s);
+}
+
+TEST_CASE("tcp_stream: descriptor and blocking mode") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    const int fd = client.native_handle();
+    REQUIRE(fd >= 0);
+    CHECK(::fcntl(fd, F_GETFD) >= 0);
+    CHECK(client.non_blocking());  // Asio keeps its descriptors non-blocking
+
+    REQUIRE(client.set_non_blocking(false));
+    CHECK_FALSE(client.non_blocking());
+    CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
+    // A blocking descriptor behaves as one for code that uses it directly...
+    CHECK(::send(fd, "x", 1, MSG_NOSIGNAL) == 1);
+    // ...and coronet's operations still never block the thread.
+    std::array<char, 1> one{};
+    CHECK(co_await server.recv_exact(asio::buffer(one)));
+    CHECK(co_await server.send_all(asio::buffer(std::string_view("y"))));
+    CHECK(co_await client.recv_exact(asio::buffer(one)));
+    CHECK(one[0] == 'y');
+
+    REQUIRE(client.set_non_blocking(true));
+    CHECK(client.non_blocking());
+    client.close();
+    CHECK_FALSE(client.non_blocking());
+    CHECK_FALSE(client.set_non_blocking(true));
+  });
+}
