@@ -1,0 +1,53 @@
+# coronet's front door. Each target does every step it needs (packages, configure, build), so
+# any one of them works as the only command typed on a fresh Debian 12 machine.
+#
+#   make demo       echo_server driven by many concurrent clients (the quick start)
+#   make test       build with warnings as errors and run every test
+#   make deps       check the Debian packages; install the missing ones when root
+#   make build      configure and build the dev preset (programs in build/bin)
+#   make install    install headers, library and CMake package under PREFIX
+#   make asan       build and test with AddressSanitizer + UndefinedBehaviorSanitizer
+#   make tsan       build and test with ThreadSanitizer
+#   make clang      build and test with clang 14
+#   make clean      remove build/
+
+PREFIX ?= /usr/local
+PACKAGES := g++ cmake ninja-build libasio-dev libspdlog-dev doctest-dev libcli11-dev
+CLANG_PACKAGES := clang
+
+.PHONY: all deps build test demo install asan tsan clang release clean
+all: build
+
+deps:
+	@scripts/deps.sh $(PACKAGES)
+
+build: deps
+	cmake --preset dev
+	cmake --build --preset dev
+
+test: build
+	ctest --preset dev
+
+demo: build
+	scripts/demo.sh build/bin
+
+install: build
+	cmake --install build --prefix "$(PREFIX)"
+
+release: deps
+	cmake --preset release
+	cmake --build --preset release
+
+asan tsan: deps
+	cmake --preset $@
+	cmake --build --preset $@
+	ctest --preset $@
+
+clang: deps
+	@scripts/deps.sh $(CLANG_PACKAGES)
+	cmake --preset dev-clang
+	cmake --build --preset dev-clang
+	ctest --preset dev-clang
+
+clean:
+	rm -rf build
