@@ -67,7 +67,8 @@ asio::awaitable<void> run_connection(std::string target, std::uint32_t id, std::
   for (std::uint64_t sequence = 0; clock_type::now() < until; ++sequence) {
     fill_payload(payload, id, sequence);
     auto sent = co_await stream->send_all(asio::buffer(payload));
-    auto got = sent ? co_await stream->recv_exact(asio::buffer(reply)) : coronet::io_result(0, sent.error());
+    auto got = sent ? co_await stream->recv_exact(asio::buffer(reply))
+                    : coronet::io_result(0, sent.error());
     if (!got) {
       ++out.io_errors;
       coronet::log().warn("connection {}: {}", id, got.error().message());
@@ -89,15 +90,18 @@ asio::awaitable<void> run_connection(std::string target, std::uint32_t id, std::
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app("coronet echo client: many concurrent connections, every reply checked", "echo_client");
+  CLI::App app("coronet echo client: many concurrent connections, every reply checked",
+               "echo_client");
   std::string target;
   unsigned connections = 100;
   double duration = 3.0;
   std::size_t size = 64;
   app.add_option("--target", target, "server address, HOST:PORT")->required();
-  app.add_option("--connections", connections, "concurrent connections")->check(CLI::Range(1U, 15000U));
+  app.add_option("--connections", connections, "concurrent connections")
+      ->check(CLI::Range(1U, 15000U));
   app.add_option("--duration", duration, "seconds of traffic")->check(CLI::Range(0.0, 3600.0));
-  app.add_option("--size", size, "bytes per message")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
+  app.add_option("--size", size, "bytes per message")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 24));
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -113,14 +117,16 @@ int main(int argc, char** argv) {
   const auto until = start + std::chrono::duration_cast<clock_type::duration>(
                                  std::chrono::duration<double>(duration));
   for (std::uint32_t id = 0; id < connections; ++id) {
-    coronet::spawn(context.get_executor(), run_connection(target, id, size, until, out), "echo client");
+    coronet::spawn(context.get_executor(), run_connection(target, id, size, until, out),
+                   "echo client");
   }
   context.run();
   const std::chrono::duration<double> elapsed = clock_type::now() - start;
 
   std::printf("connections requested   %u\n", connections);
   std::printf("connections opened      %llu (unique local endpoints %zu, unique fds %zu)\n",
-              static_cast<unsigned long long>(out.opened), out.local_endpoints.size(), out.fds.size());
+              static_cast<unsigned long long>(out.opened), out.local_endpoints.size(),
+              out.fds.size());
   std::printf("messages echoed         %llu (%zu bytes each, %llu bytes)\n",
               static_cast<unsigned long long>(out.messages), size,
               static_cast<unsigned long long>(out.bytes));

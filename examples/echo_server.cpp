@@ -35,7 +35,8 @@ class session_registry {
   class entry {
    public:
     entry(session_registry& registry, coronet::tcp_stream& stream)
-        : registry_(registry), position_(registry.streams_.insert(registry.streams_.end(), &stream)) {
+        : registry_(registry),
+          position_(registry.streams_.insert(registry.streams_.end(), &stream)) {
       // A connection accepted just before the stop signal must not outlive it.
       if (registry.stopping_) stream.close();
     }
@@ -167,7 +168,8 @@ int main(int argc, char** argv) {
   }
   std::cout.flush();
   if (threads > 1) {
-    coronet::log().info("--threads {}: this version serves every connection from one thread", threads);
+    coronet::log().info("--threads {}: this version serves every connection from one thread",
+                        threads);
   }
 
   session_registry sessions;

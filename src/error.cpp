@@ -19,8 +19,10 @@ class coronet_category final : public std::error_category {
       case errc::port_out_of_range: return "port is out of range (0-65535)";
       case errc::unbalanced_brackets: return "address has unbalanced '[' ']'";
       case errc::trailing_garbage: return "address has unexpected characters after the port";
-      case errc::invalid_host: return "host is not a numeric IPv4 address or bracketed IPv6 address";
-      case errc::ipv6_needs_brackets: return "an IPv6 address with a port must be written [ADDR]:PORT";
+      case errc::invalid_host:
+        return "host is not a numeric IPv4 address or bracketed IPv6 address";
+      case errc::ipv6_needs_brackets:
+        return "an IPv6 address with a port must be written [ADDR]:PORT";
     }
     return "unknown coronet error " + std::to_string(value);
   }

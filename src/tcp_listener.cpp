@@ -16,7 +16,8 @@ tcp_listener tcp_listener::bind(const asio::any_io_executor& executor, const end
   asio::ip::tcp::acceptor acceptor(executor);
   std::error_code ec;
   const auto fail = [&](const char* step) {
-    throw std::system_error(detail::to_coronet_error(ec), std::string("cannot ") + step + ' ' + local.to_string());
+    throw std::system_error(detail::to_coronet_error(ec),
+                            std::string("cannot ") + step + ' ' + local.to_string());
   };
   acceptor.open(local.tcp().protocol(), ec);
   if (ec) fail("open a socket for");

@@ -81,8 +81,9 @@ asio::awaitable<void> expect_echo(const coronet::endpoint& server, std::string p
   CHECK(back == payload);
 }
 
-asio::awaitable<void> echo_own_payload(coronet::endpoint server, unsigned id, test::wait_group& group,
-                                       std::set<coronet::endpoint>& locals, std::size_t& good) {
+asio::awaitable<void> echo_own_payload(coronet::endpoint server, unsigned id,
+                                       test::wait_group& group, std::set<coronet::endpoint>& locals,
+                                       std::size_t& good) {
   auto stream = co_await tcp_stream::connect(server);
   if (stream) {
     locals.insert(stream->local_endpoint());
@@ -99,7 +100,9 @@ asio::awaitable<void> echo_own_payload(coronet::endpoint server, unsigned id, te
 }  // namespace
 
 TEST_CASE("echo_server: prints one ready line per listener - in option order - and echoes") {
-  std::vector<std::string> args = {"--tcp", "127.0.0.1:0", "--tcp", "127.0.0.1:0"};
+  // --threads is accepted (this version serves from one thread).
+  std::vector<std::string> args = {"--tcp",       "127.0.0.1:0", "--tcp",
+                                   "127.0.0.1:0", "--threads",   "4"};
   const bool v6 = test::has_ipv6_loopback();
   if (v6) args.insert(args.end(), {"--tcp", "[::1]:0"});
   child_process server(echo_server, args);
@@ -151,7 +154,8 @@ TEST_CASE("echo_server: a malformed ADDR exits 1 with exactly one stderr line - 
     check_setup_failure({"--tcp", "127.0.0.1:70000", "--log-level", level}, "out of range");
     check_setup_failure({"--tcp", "[::1:80", "--log-level", level}, "unbalanced");
     check_setup_failure({"--tcp", "localhost:80", "--log-level", level}, "localhost:80");
-    check_setup_failure({"--tcp", "127.0.0.1:80junk", "--log-level", level}, "unexpected characters");
+    check_setup_failure({"--tcp", "127.0.0.1:80junk", "--log-level", level},
+                        "unexpected characters");
     check_setup_failure({"--tcp", "", "--log-level", level}, "empty");
   }
 }
@@ -159,8 +163,9 @@ TEST_CASE("echo_server: a malformed ADDR exits 1 with exactly one stderr line - 
 TEST_CASE("echo_server: a port in use exits 1 - and no ready line is printed for the others") {
   asio::io_context context;
   auto taken = coronet::tcp_listener::bind(context, test::any_v4());
-  check_setup_failure({"--tcp", "127.0.0.1:0", "--tcp", taken.local_endpoint().to_string()},
-                      "cannot bind " + taken.local_endpoint().to_string() + ": Address already in use");
+  check_setup_failure(
+      {"--tcp", "127.0.0.1:0", "--tcp", taken.local_endpoint().to_string()},
+      "cannot bind " + taken.local_endpoint().to_string() + ": Address already in use");
   check_setup_failure({"--tcp", "192.0.2.1:0"}, "cannot bind 192.0.2.1:0");
 }
 
@@ -230,7 +235,9 @@ TEST_CASE("echo_server: SIGTERM and SIGINT with live connections exit 0 within 2
   }
 }
 
-TEST_CASE("echo_server: 200 concurrent clients each get only their own bytes - and info level logs nothing per message") {
+TEST_CASE(
+    "echo_server: 200 concurrent clients each get only their own bytes - and info level logs "
+    "nothing per message") {
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--log-level", "info"});
   const auto where = ready_endpoint(server.read_stdout_line(5s));
   std::size_t good = 0;
@@ -248,8 +255,9 @@ TEST_CASE("echo_server: 200 concurrent clients each get only their own bytes - a
       30s);
   CHECK(good == 200);
   CHECK(locals.size() == 200);
+  // 200 connections and their messages at info level: nothing per connection or per message.
+  CHECK(server.read_all_stderr(300ms).empty());
+  CHECK(server.read_all_stdout(300ms).empty());  // only the ready line, already read
   server.send_signal(SIGTERM);
   CHECK(server.wait(2s) == 0);
-  CHECK(server.read_all_stderr(1s).find("[debug]") == std::string::npos);
-  CHECK(server.read_all_stdout(1s).empty());  // only the ready line, already read
 }

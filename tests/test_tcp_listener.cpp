@@ -12,7 +12,8 @@ namespace test = coronet::test;
 
 namespace {
 
-asio::awaitable<void> close_listener_after(tcp_listener& listener, std::chrono::milliseconds delay) {
+asio::awaitable<void> close_listener_after(tcp_listener& listener,
+                                           std::chrono::milliseconds delay) {
   co_await test::sleep_for(delay);
   listener.close();
 }
@@ -52,7 +53,8 @@ TEST_CASE("tcp_listener: an address this machine does not have throws") {
 TEST_CASE("tcp_listener: close() cancels a pending accept - as a value") {
   test::run([]() -> asio::awaitable<void> {
     auto listener = tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4());
-    coronet::spawn(co_await asio::this_coro::executor, close_listener_after(listener, 50ms), "closer");
+    coronet::spawn(co_await asio::this_coro::executor, close_listener_after(listener, 50ms),
+                   "closer");
     auto accepted = co_await listener.accept();
     REQUIRE_FALSE(accepted);
     CHECK(accepted.error() == std::errc::operation_canceled);
@@ -76,9 +78,11 @@ TEST_CASE("tcp_listener: accept(executor) places the stream on another context")
 
 TEST_CASE("tcp_listener: connections wait in the backlog until accepted") {
   test::run([]() -> asio::awaitable<void> {
-    auto listener = tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4(), {.backlog = 16});
+    auto listener =
+        tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4(), {.backlog = 16});
     std::vector<tcp_stream> clients;
-    for (int i = 0; i < 8; ++i) clients.push_back((co_await tcp_stream::connect(listener.local_endpoint())).value());
+    for (int i = 0; i < 8; ++i)
+      clients.push_back((co_await tcp_stream::connect(listener.local_endpoint())).value());
     for (int i = 0; i < 8; ++i) {
       auto accepted = co_await listener.accept();
       REQUIRE(accepted);

@@ -22,7 +22,8 @@ namespace {
 
 std::vector<char> pattern(std::size_t size, unsigned seed) {
   std::vector<char> out(size);
-  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>((i * 7 + seed * 13 + i / 251) & 0xFF);
+  for (std::size_t i = 0; i < size; ++i)
+    out[i] = static_cast<char>((i * 7 + seed * 13 + i / 251) & 0xFF);
   return out;
 }
 
@@ -87,7 +88,8 @@ void round_trip_on(const coronet::endpoint& where) {
     std::array<char, 64> buffer{};
     auto some = co_await client->recv(asio::buffer(buffer));
     REQUIRE(some);
-    CHECK(std::string_view(buffer.data(), some.bytes()) == std::string_view("world!").substr(0, some.bytes()));
+    CHECK(std::string_view(buffer.data(), some.bytes()) ==
+          std::string_view("world!").substr(0, some.bytes()));
   });
 }
 
@@ -162,7 +164,9 @@ TEST_CASE("tcp_stream: recv_exact reports the bytes that arrived before eof") {
   });
 }
 
-TEST_CASE("tcp_stream: a peer's RST is a connection_reset value - and send after it does not kill the process") {
+TEST_CASE(
+    "tcp_stream: a peer's RST is a connection_reset value - and send after it does not kill the "
+    "process") {
   test::run([]() -> asio::awaitable<void> {
     auto [client, server] = co_await test::connected_pair();
     const auto peer = server.remote_endpoint();
@@ -228,7 +232,8 @@ TEST_CASE("tcp_stream: the throwing form of recv throws at eof - the value form 
 TEST_CASE("tcp_stream: connect by host name - and to a name that does not resolve") {
   test::run([]() -> asio::awaitable<void> {
     auto listener = tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4());
-    auto by_name = co_await tcp_stream::connect("localhost:" + std::to_string(listener.local_endpoint().port()));
+    auto by_name = co_await tcp_stream::connect("localhost:" +
+                                                std::to_string(listener.local_endpoint().port()));
     REQUIRE(by_name);
     CHECK(by_name->remote_endpoint() == listener.local_endpoint());
     auto accepted = co_await listener.accept();
@@ -253,8 +258,8 @@ TEST_CASE("tcp_stream: connect from a chosen source address") {
     CHECK(server->remote_endpoint().address() == source.address());
 
     // A source address this machine does not have is a bind error value.
-    auto bad = co_await tcp_stream::connect(listener.local_endpoint(),
-                                            {.local = coronet::endpoint::parse("192.0.2.1:0").value()});
+    auto bad = co_await tcp_stream::connect(
+        listener.local_endpoint(), {.local = coronet::endpoint::parse("192.0.2.1:0").value()});
     CHECK(bad.error() == std::errc::address_not_available);
   });
 }
@@ -274,7 +279,9 @@ TEST_CASE("tcp_stream: close() from another coroutine cancels a pending recv") {
   });
 }
 
-TEST_CASE("tcp_stream: 200 concurrent connections - each its own socket - each echoed only its own bytes") {
+TEST_CASE(
+    "tcp_stream: 200 concurrent connections - each its own socket - each echoed only its own "
+    "bytes") {
   test::run(
       []() -> asio::awaitable<void> {
         constexpr unsigned count = 200;

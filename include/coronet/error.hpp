@@ -8,22 +8,23 @@ namespace coronet {
 
 /// Error codes that have no errno equivalent. Compare with `ec == coronet::errc::eof`.
 enum class errc {
-  eof = 1,             ///< the peer closed its sending side: no more bytes will arrive
-  empty_address,       ///< an endpoint text was empty
-  missing_host,        ///< an endpoint text had no host before ':PORT'
-  missing_port,        ///< an endpoint text had no ':PORT'
-  invalid_port,        ///< the port was not a decimal number
-  port_out_of_range,   ///< the port was above 65535
-  unbalanced_brackets, ///< '[' without ']' or ']' without '['
-  trailing_garbage,    ///< characters after a complete 'HOST:PORT'
-  invalid_host,        ///< the host was not a numeric IPv4 or bracketed IPv6 address
-  ipv6_needs_brackets, ///< an IPv6 address with a port must be written `[addr]:port`
+  eof = 1,              ///< the peer closed its sending side: no more bytes will arrive
+  empty_address,        ///< an endpoint text was empty
+  missing_host,         ///< an endpoint text had no host before ':PORT'
+  missing_port,         ///< an endpoint text had no ':PORT'
+  invalid_port,         ///< the port was not a decimal number
+  port_out_of_range,    ///< the port was above 65535
+  unbalanced_brackets,  ///< '[' without ']' or ']' without '['
+  trailing_garbage,     ///< characters after a complete 'HOST:PORT'
+  invalid_host,         ///< the host was not a numeric IPv4 or bracketed IPv6 address
+  ipv6_needs_brackets,  ///< an IPv6 address with a port must be written `[addr]:port`
 };
 
 /// The category of coronet::errc; its name is "coronet".
 const std::error_category& error_category() noexcept;
 
-/// Makes an error_code in coronet's category (found by ADL, so `std::error_code ec = errc::eof;` works).
+/// Makes an error_code in coronet's category (found by ADL, so `std::error_code ec = errc::eof;`
+/// works).
 std::error_code make_error_code(errc e) noexcept;
 
 }  // namespace coronet

@@ -81,7 +81,8 @@ class [[nodiscard]] result<void> {
 /// reached the socket before it, a `recv_exact()` hitting eof reports what it had read.
 class [[nodiscard]] io_result {
  public:
-  io_result(std::size_t bytes, std::error_code error = {}) noexcept  // NOLINT(google-explicit-constructor)
+  io_result(std::size_t bytes,
+            std::error_code error = {}) noexcept  // NOLINT(google-explicit-constructor)
       : bytes_(bytes), error_(error) {}
 
   /// True when the operation completed without error.

@@ -25,18 +25,19 @@ struct listen_options {
 /// A listening TCP socket (socket + bind + listen), accepting connected tcp_streams.
 ///
 /// Errors: bind() throws std::system_error naming the endpoint ("cannot bind 127.0.0.1:80:
-/// Address already in use"); accept() returns its failures as values: std::errc::too_many_files_open
-/// (EMFILE) and std::errc::connection_aborted are transient, std::errc::operation_canceled
-/// follows close().
+/// Address already in use"); accept() returns its failures as values:
+/// std::errc::too_many_files_open (EMFILE) and std::errc::connection_aborted are transient,
+/// std::errc::operation_canceled follows close().
 ///
 /// Thread safety: use a tcp_listener only from its own executor; at most one accept() may be
 /// pending at a time. The streams it accepts live on the executor accept() was given.
 ///
 /// Example:
 ///
-///     auto listener = coronet::tcp_listener::bind(ex, coronet::endpoint::parse("127.0.0.1:0").value());
-///     std::cout << "listening on " << listener.local_endpoint() << "\n";
-///     while (auto stream = co_await listener.accept()) coronet::spawn(ex, echo(std::move(*stream)), "echo");
+///     auto listener = coronet::tcp_listener::bind(ex,
+///     coronet::endpoint::parse("127.0.0.1:0").value()); std::cout << "listening on " <<
+///     listener.local_endpoint() << "\n"; while (auto stream = co_await listener.accept())
+///     coronet::spawn(ex, echo(std::move(*stream)), "echo");
 class tcp_listener {
  public:
   using native_handle_type = asio::ip::tcp::acceptor::native_handle_type;

@@ -12,7 +12,8 @@ namespace {
 
 asio::awaitable<int> round_trip() {
   auto executor = co_await asio::this_coro::executor;
-  auto listener = coronet::tcp_listener::bind(executor, coronet::endpoint::parse("127.0.0.1:0").value());
+  auto listener =
+      coronet::tcp_listener::bind(executor, coronet::endpoint::parse("127.0.0.1:0").value());
   auto client = (co_await coronet::tcp_stream::connect(listener.local_endpoint())).value();
   auto server = (co_await listener.accept()).value();
 
@@ -31,9 +32,8 @@ asio::awaitable<int> round_trip() {
 int main() {
   asio::io_context context;
   int code = 2;
-  asio::co_spawn(context, round_trip(), [&](std::exception_ptr error, int result) {
-    code = error ? 3 : result;
-  });
+  asio::co_spawn(context, round_trip(),
+                 [&](std::exception_ptr error, int result) { code = error ? 3 : result; });
   context.run_for(std::chrono::seconds(10));
   std::printf("consumer round trip: %s\n", code == 0 ? "ok" : "FAILED");
   return code;

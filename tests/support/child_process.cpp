@@ -16,10 +16,13 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-[[noreturn]] void throw_errno(const char* what) { throw std::system_error(errno, std::system_category(), what); }
+[[noreturn]] void throw_errno(const char* what) {
+  throw std::system_error(errno, std::system_category(), what);
+}
 
 int remaining_ms(clock_type::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock_type::now());
   return left.count() > 0 ? static_cast<int>(left.count()) : 0;
 }
 
@@ -93,7 +96,8 @@ std::optional<std::string> child_process::read_stdout_line(std::chrono::millisec
   }
 }
 
-std::string child_process::read_all(int& fd, std::string& pending, std::chrono::milliseconds timeout) {
+std::string child_process::read_all(int& fd, std::string& pending,
+                                    std::chrono::milliseconds timeout) {
   const auto deadline = clock_type::now() + timeout;
   while (clock_type::now() < deadline && read_some(fd, pending, deadline)) {
   }

@@ -9,13 +9,13 @@
 #include <array>
 #include <cstddef>
 
+#include <doctest/doctest.h>
 #include <asio/co_spawn.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 #include <asio/use_awaitable.hpp>
-#include <doctest/doctest.h>
 
 #include "coronet/coronet.hpp"
 
@@ -44,7 +44,8 @@ inline void run(const std::function<asio::awaitable<void>()>& body,
 inline endpoint any_v4() { return endpoint(asio::ip::address_v4::loopback(), 0); }
 
 /// A connected pair of streams over loopback: {client side, server side}.
-inline asio::awaitable<std::pair<tcp_stream, tcp_stream>> connected_pair(const endpoint& where = any_v4()) {
+inline asio::awaitable<std::pair<tcp_stream, tcp_stream>> connected_pair(
+    const endpoint& where = any_v4()) {
   auto listener = tcp_listener::bind(co_await asio::this_coro::executor, where);
   auto client = co_await tcp_stream::connect(listener.local_endpoint());
   REQUIRE(client);
@@ -68,7 +69,8 @@ class wait_group {
     if (--count_ == 0) timer_.cancel();
   }
   asio::awaitable<void> wait() {
-    while (count_ > 0) co_await timer_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
+    while (count_ > 0)
+      co_await timer_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
   }
 
  private:

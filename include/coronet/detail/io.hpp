@@ -22,7 +22,8 @@ inline constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_await
 // errors) pass through.
 inline std::error_code to_coronet_error(const std::error_code& ec) noexcept {
   if (!ec) return ec;
-  if (ec.category() == asio::error::get_system_category()) return {ec.value(), std::system_category()};
+  if (ec.category() == asio::error::get_system_category())
+    return {ec.value(), std::system_category()};
   if (ec == asio::error::eof) return make_error_code(errc::eof);
   return ec;
 }
