@@ -9,7 +9,7 @@
 namespace coronet {
 
 tcp_listener::tcp_listener(asio::ip::tcp::acceptor acceptor, endpoint local) noexcept
-    : acceptor_(std::move(acceptor)), local_(std::move(local)) {}
+    : basic_socket(std::move(acceptor)), local_(std::move(local)) {}
 
 tcp_listener tcp_listener::bind(const asio::any_io_executor& executor, const endpoint& local,
                                 listen_options options) {
@@ -40,35 +40,15 @@ tcp_listener tcp_listener::bind(asio::io_context& context, const endpoint& local
 }
 
 asio::awaitable<result<tcp_stream>> tcp_listener::accept() {
-  auto [ec, socket] = co_await acceptor_.async_accept(detail::use_nothrow);
+  auto [ec, socket] = co_await socket_.async_accept(detail::use_nothrow);
   if (ec) co_return detail::to_coronet_error(ec);
   co_return tcp_stream(std::move(socket));
 }
 
 asio::awaitable<result<tcp_stream>> tcp_listener::accept(const asio::any_io_executor& target) {
-  auto [ec, socket] = co_await acceptor_.async_accept(target, detail::use_nothrow);
+  auto [ec, socket] = co_await socket_.async_accept(target, detail::use_nothrow);
   if (ec) co_return detail::to_coronet_error(ec);
   co_return tcp_stream(std::move(socket));
-}
-
-void tcp_listener::close() noexcept {
-  std::error_code ignored;
-  acceptor_.close(ignored);
-}
-
-tcp_listener::native_handle_type tcp_listener::native_handle() const noexcept {
-  // Asio's native_handle() is not const, though it only reads the descriptor.
-  return const_cast<asio::ip::tcp::acceptor&>(acceptor_).native_handle();
-}
-
-bool tcp_listener::non_blocking() const noexcept {
-  return detail::fd_non_blocking(native_handle());
-}
-
-result<void> tcp_listener::set_non_blocking(bool mode) {
-  std::error_code ec;
-  acceptor_.native_non_blocking(mode, ec);
-  return detail::to_coronet_error(ec);
 }
 
 }  // namespace coronet

@@ -22,7 +22,7 @@ asio::socket_base::shutdown_type to_asio(shutdown_type what) noexcept {
 
 }  // namespace
 
-tcp_stream::tcp_stream(asio::ip::tcp::socket socket) noexcept : socket_(std::move(socket)) {
+tcp_stream::tcp_stream(asio::ip::tcp::socket socket) noexcept : basic_socket(std::move(socket)) {
   // Read once, here: after a reset getpeername() fails, yet logs still want the peer.
   std::error_code ignored;
   local_ = socket_.local_endpoint(ignored);
@@ -79,24 +79,6 @@ asio::awaitable<io_result> tcp_stream::recv_exact(asio::mutable_buffer buffer) {
 result<void> tcp_stream::shutdown(shutdown_type what) {
   std::error_code ec;
   socket_.shutdown(to_asio(what), ec);
-  return detail::to_coronet_error(ec);
-}
-
-void tcp_stream::close() noexcept {
-  std::error_code ignored;
-  socket_.close(ignored);
-}
-
-tcp_stream::native_handle_type tcp_stream::native_handle() const noexcept {
-  // Asio's native_handle() is not const, though it only reads the descriptor.
-  return const_cast<asio::ip::tcp::socket&>(socket_).native_handle();
-}
-
-bool tcp_stream::non_blocking() const noexcept { return detail::fd_non_blocking(native_handle()); }
-
-result<void> tcp_stream::set_non_blocking(bool mode) {
-  std::error_code ec;
-  socket_.native_non_blocking(mode, ec);
   return detail::to_coronet_error(ec);
 }
 

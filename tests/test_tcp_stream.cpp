@@ -1,8 +1,5 @@
 #include <doctest/doctest.h>
 
-#include <fcntl.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <numeric>
 #include <set>
@@ -314,32 +311,4 @@ TEST_CASE(
         CHECK(good == count);
       },
       30s);
-}
-
-TEST_CASE("tcp_stream: descriptor and blocking mode") {
-  test::run([]() -> asio::awaitable<void> {
-    auto [client, server] = co_await test::connected_pair();
-    const int fd = client.native_handle();
-    REQUIRE(fd >= 0);
-    CHECK(::fcntl(fd, F_GETFD) >= 0);
-    CHECK(client.non_blocking());  // Asio keeps its descriptors non-blocking
-
-    REQUIRE(client.set_non_blocking(false));
-    CHECK_FALSE(client.non_blocking());
-    CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
-    // A blocking descriptor behaves as one for code that uses it directly...
-    CHECK(::send(fd, "x", 1, MSG_NOSIGNAL) == 1);
-    // ...and coronet's operations still never block the thread.
-    std::array<char, 1> one{};
-    CHECK(co_await server.recv_exact(asio::buffer(one)));
-    CHECK(co_await server.send_all(asio::buffer(std::string_view("y"))));
-    CHECK(co_await client.recv_exact(asio::buffer(one)));
-    CHECK(one[0] == 'y');
-
-    REQUIRE(client.set_non_blocking(true));
-    CHECK(client.non_blocking());
-    client.close();
-    CHECK_FALSE(client.non_blocking());
-    CHECK_FALSE(client.set_non_blocking(true));
-  });
 }

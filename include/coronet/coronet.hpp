@@ -1,6 +1,7 @@
 #pragma once
 // coronet: coroutine sockets on standalone Asio. Include this for everything.
 
+#include "coronet/basic_socket.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/error.hpp"
 #include "coronet/log.hpp"

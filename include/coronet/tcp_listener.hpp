@@ -6,9 +6,9 @@
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include "coronet/basic_socket.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
-#include "coronet/socket_option.hpp"
 #include "coronet/tcp_stream.hpp"
 
 namespace coronet {
@@ -38,10 +38,11 @@ struct listen_options {
 ///     coronet::endpoint::parse("127.0.0.1:0").value()); std::cout << "listening on " <<
 ///     listener.local_endpoint() << "\n"; while (auto stream = co_await listener.accept())
 ///     coronet::spawn(ex, echo(std::move(*stream)), "echo");
-class tcp_listener {
+///
+/// close(), is_open(), set_option(), get_option(), native_handle(), non_blocking() and
+/// set_non_blocking() come from basic_socket.
+class tcp_listener : public basic_socket<asio::ip::tcp::acceptor> {
  public:
-  using native_handle_type = asio::ip::tcp::acceptor::native_handle_type;
-
   /// Opens, binds and listens. Port 0 picks a free port: read it back with local_endpoint().
   /// Throws std::system_error when any step fails, naming the step and the endpoint.
   static tcp_listener bind(const asio::any_io_executor& executor, const endpoint& local,
@@ -64,42 +65,12 @@ class tcp_listener {
   /// The bound endpoint (getsockname), with the real port when bound to port 0.
   const endpoint& local_endpoint() const noexcept { return local_; }
 
-  /// Stops listening; a pending accept() completes with std::errc::operation_canceled.
-  /// Idempotent; never fails.
-  void close() noexcept;
-
-  bool is_open() const noexcept { return acceptor_.is_open(); }
-
-  template <socket_option Option>
-  result<void> set_option(const Option& option) {
-    return detail::set_socket_option(native_handle(), option);
-  }
-
-  template <socket_option Option>
-  result<Option> get_option() const {
-    Option option{};
-    if (auto ec = detail::get_socket_option(native_handle(), option)) return ec;
-    return option;
-  }
-
-  /// The descriptor (fileno). It stays owned by the listener.
-  native_handle_type native_handle() const noexcept;
-
-  /// Whether the descriptor is in non-blocking mode (O_NONBLOCK).
-  bool non_blocking() const noexcept;
-
-  /// Puts the descriptor in blocking or non-blocking mode, for code given native_handle().
-  result<void> set_non_blocking(bool mode);
-
-  asio::any_io_executor get_executor() noexcept { return acceptor_.get_executor(); }
-
   /// The Asio acceptor underneath, for what coronet does not wrap.
-  asio::ip::tcp::acceptor& asio_acceptor() noexcept { return acceptor_; }
+  asio::ip::tcp::acceptor& asio_acceptor() noexcept { return socket_; }
 
  private:
   tcp_listener(asio::ip::tcp::acceptor acceptor, endpoint local) noexcept;
 
-  asio::ip::tcp::acceptor acceptor_;
   endpoint local_;
 };
 

@@ -9,10 +9,10 @@
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
 
+#include "coronet/basic_socket.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
 #include "coronet/shutdown_type.hpp"
-#include "coronet/socket_option.hpp"
 
 namespace coronet {
 
@@ -45,10 +45,11 @@ struct connect_options {
 ///         if (!co_await stream.send_all(asio::buffer(buf, got.bytes()))) break;
 ///       }
 ///     }
-class tcp_stream {
+///
+/// close(), is_open(), set_option(), get_option(), native_handle(), non_blocking() and
+/// set_non_blocking() come from basic_socket.
+class tcp_stream : public basic_socket<asio::ip::tcp::socket> {
  public:
-  using native_handle_type = asio::ip::tcp::socket::native_handle_type;
-
   /// Adopts a connected Asio socket.
   explicit tcp_stream(asio::ip::tcp::socket socket) noexcept;
 
@@ -89,12 +90,6 @@ class tcp_stream {
   /// eof after everything sent so far, and this side can still receive.
   result<void> shutdown(shutdown_type what = shutdown_type::send);
 
-  /// Closes the socket; pending operations complete with std::errc::operation_canceled.
-  /// Idempotent; never fails.
-  void close() noexcept;
-
-  bool is_open() const noexcept { return socket_.is_open(); }
-
   /// The local endpoint (getsockname), read when the stream was connected or accepted, so it
   /// stays available after the peer is gone.
   const endpoint& local_endpoint() const noexcept { return local_; }
@@ -102,37 +97,10 @@ class tcp_stream {
   /// The peer's endpoint (getpeername), read when the stream was connected or accepted.
   const endpoint& remote_endpoint() const noexcept { return remote_; }
 
-  /// Sets a typed option from coronet::option (setsockopt).
-  template <socket_option Option>
-  result<void> set_option(const Option& option) {
-    return detail::set_socket_option(socket_.native_handle(), option);
-  }
-
-  /// Reads a typed option from coronet::option (getsockopt).
-  template <socket_option Option>
-  result<Option> get_option() const {
-    Option option{};
-    if (auto ec = detail::get_socket_option(native_handle(), option)) return ec;
-    return option;
-  }
-
-  /// The descriptor (fileno). It stays owned by the stream.
-  native_handle_type native_handle() const noexcept;
-
-  /// Whether the descriptor is in non-blocking mode (O_NONBLOCK).
-  bool non_blocking() const noexcept;
-
-  /// Puts the descriptor in blocking or non-blocking mode, for code given native_handle().
-  /// coronet's operations work in both: each switches it back to non-blocking as it starts.
-  result<void> set_non_blocking(bool mode);
-
-  asio::any_io_executor get_executor() noexcept { return socket_.get_executor(); }
-
   /// The Asio socket underneath, for what coronet does not wrap.
   asio::ip::tcp::socket& asio_socket() noexcept { return socket_; }
 
  private:
-  asio::ip::tcp::socket socket_;
   endpoint local_;
   endpoint remote_;
 };
