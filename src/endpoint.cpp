@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <ostream>
+#include <type_traits>
 
 #include <asio/this_coro.hpp>
 
@@ -10,6 +11,12 @@
 #include "coronet/error.hpp"
 
 namespace coronet {
+
+// GCC 12 destroys an aggregate temporary twice when it has a non-trivial destructor and is
+// built inside a co_await expression, as in `co_await connect(ep, {.local = source})`. Keeping
+// endpoint (and so connect_options) trivially destructible keeps that call safe.
+static_assert(std::is_trivially_destructible_v<endpoint>);
+
 namespace {
 
 // The pieces of `HOST:PORT` before the host is interpreted.
@@ -80,7 +87,31 @@ endpoint::endpoint(const asio::ip::tcp::endpoint& ep) noexcept
 endpoint::endpoint(const asio::ip::udp::endpoint& ep) noexcept
     : address_(ep.address()), port_(ep.port()) {}
 
+result<endpoint> endpoint::unix_domain(std::string_view path) {
+  if (path.empty() || path == "@" || path.find('\0') != std::string_view::npos) {
+    return make_error_code(errc::invalid_unix_path);
+  }
+  // sun_path holds 108 bytes: a path needs its terminating NUL; an abstract name takes the
+  // leading NUL in place of the '@'.
+  if (path.size() > 107) return make_error_code(errc::unix_path_too_long);
+  endpoint out;
+  out.is_unix_ = true;
+  out.path_size_ = static_cast<std::uint8_t>(path.size());
+  std::copy(path.begin(), path.end(), out.path_.begin());
+  return out;
+}
+
+endpoint endpoint::unix_unnamed() noexcept {
+  endpoint out;
+  out.is_unix_ = true;
+  return out;
+}
+
 result<endpoint> endpoint::parse(std::string_view text) {
+  constexpr std::string_view unix_prefix = "unix:";
+  if (text.substr(0, unix_prefix.size()) == unix_prefix) {
+    return unix_domain(text.substr(unix_prefix.size()));
+  }
   auto parts = split(text);
   if (!parts) return parts.error();
   std::error_code ec;
@@ -96,6 +127,7 @@ result<endpoint> endpoint::parse(std::string_view text) {
 }
 
 std::string endpoint::to_string() const {
+  if (is_unix_) return "unix:" + std::string(path());
   std::string out;
   if (address_.is_v6()) {
     out = '[' + address_.to_string() + ']';
@@ -108,6 +140,8 @@ std::string endpoint::to_string() const {
 }
 
 std::strong_ordering operator<=>(const endpoint& a, const endpoint& b) noexcept {
+  if (a.is_unix_ != b.is_unix_) return a.is_unix_ <=> b.is_unix_;  // IP endpoints first
+  if (a.is_unix_) return a.path().compare(b.path()) <=> 0;
   if (a.address_ < b.address_) return std::strong_ordering::less;
   if (b.address_ < a.address_) return std::strong_ordering::greater;
   return a.port_ <=> b.port_;

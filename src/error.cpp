@@ -23,6 +23,15 @@ class coronet_category final : public std::error_category {
         return "host is not a numeric IPv4 address or bracketed IPv6 address";
       case errc::ipv6_needs_brackets:
         return "an IPv6 address with a port must be written [ADDR]:PORT";
+      case errc::invalid_unix_path: return "unix socket path is empty or contains a NUL byte";
+      case errc::unix_path_too_long: return "unix socket path is longer than 107 bytes";
+      case errc::datagram_truncated: return "datagram larger than the buffer: truncated";
+      case errc::icmp_not_permitted:
+        return "ICMP sockets need CAP_NET_RAW (raw) or a group in net.ipv4.ping_group_range "
+               "(unprivileged ping sockets)";
+      case errc::wrong_address_family:
+        return "endpoint is of the wrong address family for this socket";
+      case errc::not_a_socket_file: return "path exists and is not a socket (it is left untouched)";
     }
     return "unknown coronet error " + std::to_string(value);
   }

@@ -87,4 +87,25 @@ std::error_code get_socket_option(int fd, option::linger& o) noexcept {
   return ec;
 }
 
+std::error_code set_socket_option(int fd, const option::reuse_port& o) noexcept {
+  return set_flag(fd, SOL_SOCKET, SO_REUSEPORT, o.value);
+}
+std::error_code get_socket_option(int fd, option::reuse_port& o) noexcept {
+  return get_flag(fd, SOL_SOCKET, SO_REUSEPORT, o.value);
+}
+
+std::error_code set_socket_option(int fd, const option::broadcast& o) noexcept {
+  return set_flag(fd, SOL_SOCKET, SO_BROADCAST, o.value);
+}
+std::error_code get_socket_option(int fd, option::broadcast& o) noexcept {
+  return get_flag(fd, SOL_SOCKET, SO_BROADCAST, o.value);
+}
+
+std::error_code set_socket_option(int fd, const option::v6_only& o) noexcept {
+  return set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY, o.value);
+}
+std::error_code get_socket_option(int fd, option::v6_only& o) noexcept {
+  return get_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY, o.value);
+}
+
 }  // namespace coronet::detail

@@ -19,11 +19,24 @@ tcp_listener tcp_listener::bind(const asio::any_io_executor& executor, const end
     throw std::system_error(detail::to_coronet_error(ec),
                             std::string("cannot ") + step + ' ' + local.to_string());
   };
+  if (!local.is_ip()) {
+    ec = make_error_code(errc::wrong_address_family);
+    fail("listen for TCP on");
+  }
   acceptor.open(local.tcp().protocol(), ec);
   if (ec) fail("open a socket for");
+  const int fd = acceptor.native_handle();
   if (options.reuse_address) {
-    ec = detail::set_socket_option(acceptor.native_handle(), option::reuse_address{true});
+    ec = detail::set_socket_option(fd, option::reuse_address{true});
     if (ec) fail("set SO_REUSEADDR for");
+  }
+  if (options.reuse_port) {
+    ec = detail::set_socket_option(fd, option::reuse_port{true});
+    if (ec) fail("set SO_REUSEPORT for");
+  }
+  if (local.is_v6()) {
+    ec = detail::set_socket_option(fd, option::v6_only{options.v6_only});
+    if (ec) fail("set IPV6_V6ONLY for");
   }
   acceptor.bind(local.tcp(), ec);
   if (ec) fail("bind");

@@ -135,3 +135,41 @@ TEST_CASE("resolve: bad syntax and unknown names are error values") {
     CHECK_FALSE(unknown.error().message().empty());
   });
 }
+
+TEST_CASE("endpoint: unix:/path and unix:@abstract parse and format") {
+  auto path = endpoint::parse("unix:/tmp/echo.sock");
+  REQUIRE(path);
+  CHECK(path->is_unix_domain());
+  CHECK_FALSE(path->is_ip());
+  CHECK_FALSE(path->is_v4());
+  CHECK_FALSE(path->is_abstract());
+  CHECK(path->path() == "/tmp/echo.sock");
+  CHECK(path->to_string() == "unix:/tmp/echo.sock");
+
+  auto abstract = endpoint::parse("unix:@coronet-test");
+  REQUIRE(abstract);
+  CHECK(abstract->is_abstract());
+  CHECK(abstract->path() == "@coronet-test");
+  CHECK(abstract->to_string() == "unix:@coronet-test");
+  CHECK(endpoint::parse(abstract->to_string()).value() == *abstract);
+
+  CHECK(endpoint::parse("unix:relative/name.sock")->path() == "relative/name.sock");
+  CHECK(endpoint::unix_domain("/a").value() == endpoint::parse("unix:/a").value());
+  CHECK(endpoint::unix_unnamed().to_string() == "unix:");
+  CHECK(endpoint::unix_unnamed().path().empty());
+  // IP endpoints order before Unix-domain ones, paths by bytes.
+  CHECK(endpoint::parse("1.2.3.4:5").value() < *path);
+  CHECK(endpoint::parse("unix:/a").value() < endpoint::parse("unix:/b").value());
+}
+
+TEST_CASE("endpoint: bad unix paths are error values") {
+  CHECK(endpoint::parse("unix:").error() == errc::invalid_unix_path);
+  CHECK(endpoint::parse("unix:@").error() == errc::invalid_unix_path);
+  CHECK(endpoint::parse(std::string("unix:/a\0b", 9)).error() == errc::invalid_unix_path);
+  // sun_path has room for 107 bytes and a terminating NUL.
+  CHECK(endpoint::parse("unix:/" + std::string(106, 'p')));
+  CHECK(endpoint::parse("unix:/" + std::string(107, 'p')).error() == errc::unix_path_too_long);
+  CHECK(endpoint::parse("unix:@" + std::string(106, 'n')));
+  CHECK(endpoint::parse("unix:@" + std::string(107, 'n')).error() == errc::unix_path_too_long);
+  CHECK(endpoint::parse("UNIX:/x").error() == errc::invalid_port);  // the prefix is lower case
+}

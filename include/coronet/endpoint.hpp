@@ -1,7 +1,8 @@
 #pragma once
-// endpoint: an IP address and a port, written `127.0.0.1:80` or `[::1]:80`; and resolve(),
-// which turns a host name such as `localhost:80` into endpoints.
+// endpoint: a socket address, written `127.0.0.1:80`, `[::1]:80`, `unix:/run/app.sock` or
+// `unix:@name`; and resolve(), which turns a host name such as `localhost:80` into endpoints.
 
+#include <array>
 #include <compare>
 #include <cstdint>
 #include <iosfwd>
@@ -18,7 +19,8 @@
 
 namespace coronet {
 
-/// An IPv4 or IPv6 address with a port: what the classic API calls a socket address.
+/// A socket address: an IPv4 or IPv6 address with a port, or a Unix-domain socket's path
+/// (`@name` for a Linux abstract name, which lives in no filesystem).
 ///
 /// Thread safety: a value type; distinct objects are safe from any thread, and one object is
 /// safe from several threads as long as none of them modifies it.
@@ -35,21 +37,43 @@ class endpoint {
   endpoint(const asio::ip::tcp::endpoint& ep) noexcept;  // NOLINT(google-explicit-constructor)
   endpoint(const asio::ip::udp::endpoint& ep) noexcept;  // NOLINT(google-explicit-constructor)
 
+  /// A Unix-domain address: a filesystem path, or `@name` for a Linux abstract name.
+  /// Errors: coronet::errc::invalid_unix_path (empty, or a NUL byte),
+  /// coronet::errc::unix_path_too_long (over 107 bytes, the room in sockaddr_un).
+  static result<endpoint> unix_domain(std::string_view path);
+
+  /// The address of a Unix-domain socket that has no name (a client that never bound):
+  /// `unix:`, with an empty path().
+  static endpoint unix_unnamed() noexcept;
+
   /// Parses a numeric endpoint: `127.0.0.1:80` or `[::1]:80` (an IPv6 scope, `[fe80::1%lo]:80`,
-  /// is accepted). Port 0 means "any free port" when binding. No name lookup is done.
+  /// is accepted), or a Unix-domain one: `unix:/path` or `unix:@abstract`. Port 0 means "any
+  /// free port" when binding. No name lookup is done.
   ///
   /// Errors (coronet::errc): empty_address, missing_host, missing_port, invalid_port,
-  /// port_out_of_range, unbalanced_brackets, trailing_garbage, invalid_host, ipv6_needs_brackets.
+  /// port_out_of_range, unbalanced_brackets, trailing_garbage, invalid_host, ipv6_needs_brackets,
+  /// and unix_domain()'s.
   static result<endpoint> parse(std::string_view text);
 
+  /// The IP address and port; 0.0.0.0 and 0 for a Unix-domain endpoint.
   const asio::ip::address& address() const noexcept { return address_; }
   std::uint16_t port() const noexcept { return port_; }
-  bool is_v4() const noexcept { return address_.is_v4(); }
-  bool is_v6() const noexcept { return address_.is_v6(); }
+  bool is_ip() const noexcept { return !is_unix_; }
+  bool is_v4() const noexcept { return !is_unix_ && address_.is_v4(); }
+  bool is_v6() const noexcept { return !is_unix_ && address_.is_v6(); }
 
-  /// `127.0.0.1:80` or `[::1]:80`; parse(to_string()) gives back an equal endpoint.
+  /// Whether this is a Unix-domain endpoint (`unix:...`).
+  bool is_unix_domain() const noexcept { return is_unix_; }
+  /// Whether this is a Linux abstract Unix-domain name (`unix:@name`).
+  bool is_abstract() const noexcept { return is_unix_ && path_size_ > 0 && path_[0] == '@'; }
+  /// The Unix-domain path, or `@name`; empty for an IP endpoint or an unnamed (unbound) socket.
+  std::string_view path() const noexcept { return {path_.data(), path_size_}; }
+
+  /// `127.0.0.1:80`, `[::1]:80`, `unix:/path` or `unix:@name` (`unix:` alone for an unnamed
+  /// socket); parse(to_string()) gives back an equal endpoint.
   std::string to_string() const;
 
+  /// The Asio endpoints (meaningful for IP endpoints only).
   asio::ip::tcp::endpoint tcp() const noexcept { return {address_, port_}; }
   asio::ip::udp::endpoint udp() const noexcept { return {address_, port_}; }
 
@@ -59,6 +83,11 @@ class endpoint {
  private:
   asio::ip::address address_{asio::ip::address_v4::any()};
   std::uint16_t port_ = 0;
+  bool is_unix_ = false;
+  // Unix domain: the path, or "@name", held inline (sun_path's size) so that an endpoint never
+  // allocates and stays trivially destructible (see the static_assert in endpoint.cpp).
+  std::uint8_t path_size_ = 0;
+  std::array<char, 108> path_{};
 };
 
 /// Writes `e.to_string()`.

@@ -18,6 +18,12 @@ enum class errc {
   trailing_garbage,     ///< characters after a complete 'HOST:PORT'
   invalid_host,         ///< the host was not a numeric IPv4 or bracketed IPv6 address
   ipv6_needs_brackets,  ///< an IPv6 address with a port must be written `[addr]:port`
+  invalid_unix_path,    ///< a Unix-domain path was empty or held a NUL byte
+  unix_path_too_long,   ///< a Unix-domain path or abstract name did not fit sockaddr_un (107 bytes)
+  datagram_truncated,   ///< a datagram or message was larger than the buffer given for it
+  icmp_not_permitted,   ///< neither a raw nor an unprivileged (ping) ICMP socket is allowed
+  wrong_address_family,  ///< an endpoint of another family (a Unix path given to TCP, ...)
+  not_a_socket_file,     ///< a Unix socket path names an existing file that is not a socket
 };
 
 /// The category of coronet::errc; its name is "coronet".

@@ -48,6 +48,26 @@ struct linger {
   friend bool operator==(const linger&, const linger&) = default;
 };
 
+/// SO_REUSEPORT: several sockets may bind the same address and port; the kernel spreads
+/// incoming connections or datagrams over them.
+struct reuse_port {
+  bool value = true;
+  friend bool operator==(const reuse_port&, const reuse_port&) = default;
+};
+
+/// SO_BROADCAST: allow sending datagrams to a broadcast address.
+struct broadcast {
+  bool value = true;
+  friend bool operator==(const broadcast&, const broadcast&) = default;
+};
+
+/// IPV6_V6ONLY: an IPv6 socket handles IPv6 only. Off, a socket bound to `[::]` also serves
+/// IPv4 peers, seen as `[::ffff:a.b.c.d]` (dual stack). Only for IPv6 sockets, before bind.
+struct v6_only {
+  bool value = true;
+  friend bool operator==(const v6_only&, const v6_only&) = default;
+};
+
 }  // namespace coronet::option
 
 namespace coronet::detail {
@@ -59,6 +79,9 @@ std::error_code set_socket_option(int fd, const option::reuse_address& o) noexce
 std::error_code set_socket_option(int fd, const option::send_buffer_size& o) noexcept;
 std::error_code set_socket_option(int fd, const option::receive_buffer_size& o) noexcept;
 std::error_code set_socket_option(int fd, const option::linger& o) noexcept;
+std::error_code set_socket_option(int fd, const option::reuse_port& o) noexcept;
+std::error_code set_socket_option(int fd, const option::broadcast& o) noexcept;
+std::error_code set_socket_option(int fd, const option::v6_only& o) noexcept;
 
 std::error_code get_socket_option(int fd, option::no_delay& o) noexcept;
 std::error_code get_socket_option(int fd, option::keep_alive& o) noexcept;
@@ -66,6 +89,9 @@ std::error_code get_socket_option(int fd, option::reuse_address& o) noexcept;
 std::error_code get_socket_option(int fd, option::send_buffer_size& o) noexcept;
 std::error_code get_socket_option(int fd, option::receive_buffer_size& o) noexcept;
 std::error_code get_socket_option(int fd, option::linger& o) noexcept;
+std::error_code get_socket_option(int fd, option::reuse_port& o) noexcept;
+std::error_code get_socket_option(int fd, option::broadcast& o) noexcept;
+std::error_code get_socket_option(int fd, option::v6_only& o) noexcept;
 
 }  // namespace coronet::detail
 

@@ -20,14 +20,18 @@ struct listen_options {
   int backlog = asio::socket_base::max_listen_connections;
   /// SO_REUSEADDR, so that a restarted server can bind while old connections sit in TIME_WAIT.
   bool reuse_address = true;
+  /// SO_REUSEPORT: several listeners on one port, the kernel spreading connections over them.
+  bool reuse_port = false;
+  /// IPV6_V6ONLY for an IPv6 endpoint: off, a listener on `[::]` also accepts IPv4 peers.
+  bool v6_only = false;
 };
 
 /// A listening TCP socket (socket + bind + listen), accepting connected tcp_streams.
 ///
 /// Errors: bind() throws std::system_error naming the endpoint ("cannot bind 127.0.0.1:80:
-/// Address already in use"); accept() returns its failures as values:
-/// std::errc::too_many_files_open (EMFILE) and std::errc::connection_aborted are transient,
-/// std::errc::operation_canceled follows close().
+/// Address already in use"; coronet::errc::wrong_address_family for a Unix-domain endpoint);
+/// accept() returns its failures as values: std::errc::too_many_files_open (EMFILE) and
+/// std::errc::connection_aborted are transient, std::errc::operation_canceled follows close().
 ///
 /// Thread safety: use a tcp_listener only from its own executor; at most one accept() may be
 /// pending at a time. The streams it accepts live on the executor accept() was given.

@@ -6,13 +6,11 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
-#include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
 
-#include "coronet/basic_socket.hpp"
+#include "coronet/basic_stream.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
-#include "coronet/shutdown_type.hpp"
 
 namespace coronet {
 
@@ -25,17 +23,13 @@ struct connect_options {
 /// A connected TCP stream.
 ///
 /// Obtained from tcp_stream::connect() or tcp_listener::accept(); move-only; closes its socket
-/// when destroyed.
+/// when destroyed. send(), send_all(), recv(), recv_exact() and shutdown() come from
+/// basic_stream, which states their errors, cancellation and thread safety; close(), options
+/// and the descriptor come from basic_socket.
 ///
-/// Errors: each operation returns its outcome as a value (coronet::result or coronet::io_result)
-/// whose expected failures are error_codes: coronet::errc::eof when the peer has closed,
-/// std::errc::connection_reset, std::errc::broken_pipe (sending after a reset),
-/// std::errc::connection_refused, std::errc::operation_canceled after close().
-/// Call `.value()` on the outcome for the throwing form.
+/// Errors: connect() returns std::errc::connection_refused and the like as values.
 ///
-/// Thread safety: a tcp_stream must be used only from its own executor (the one it was created
-/// on). One send-side operation and one receive-side operation may be in flight at once (a
-/// reader and a writer coroutine); two sends or two receives at once are not allowed.
+/// Thread safety: use a tcp_stream only from its own executor (the one it was created on).
 ///
 /// Example, an echo session:
 ///
@@ -45,10 +39,7 @@ struct connect_options {
 ///         if (!co_await stream.send_all(asio::buffer(buf, got.bytes()))) break;
 ///       }
 ///     }
-///
-/// close(), is_open(), set_option(), get_option(), native_handle(), non_blocking() and
-/// set_non_blocking() come from basic_socket.
-class tcp_stream : public basic_socket<asio::ip::tcp::socket> {
+class tcp_stream : public basic_stream<asio::ip::tcp::socket> {
  public:
   /// Adopts a connected Asio socket.
   explicit tcp_stream(asio::ip::tcp::socket socket) noexcept;
@@ -67,28 +58,6 @@ class tcp_stream : public basic_socket<asio::ip::tcp::socket> {
   /// until one accepts. Errors: resolve()'s errors, or the last address's connect error.
   static asio::awaitable<result<tcp_stream>> connect(std::string host_port,
                                                      connect_options options = {});
-
-  /// Sends some of `data` (at least one byte unless `data` is empty); returns how many.
-  /// Cancellation: bytes reported are sent; on cancellation none were.
-  asio::awaitable<io_result> send(asio::const_buffer data);
-
-  /// Sends all of `data`. On failure, bytes() says how many were handed to the kernel first.
-  /// Cancellation: part of `data` may have been sent; bytes() says how much.
-  asio::awaitable<io_result> send_all(asio::const_buffer data);
-
-  /// Receives some bytes into `buffer` (at least one unless `buffer` is empty).
-  /// Errors: coronet::errc::eof once the peer has closed and everything was read.
-  /// Cancellation: safe, no data is lost; the next recv() gets it.
-  asio::awaitable<io_result> recv(asio::mutable_buffer buffer);
-
-  /// Fills all of `buffer`. On failure, bytes() says how many arrived first (eof mid-way gives
-  /// coronet::errc::eof with bytes() < buffer.size()).
-  /// Cancellation: bytes received before it are in `buffer`, and bytes() says how many.
-  asio::awaitable<io_result> recv_exact(asio::mutable_buffer buffer);
-
-  /// Shuts down one or both directions. `shutdown_type::send` is the half-close: the peer reads
-  /// eof after everything sent so far, and this side can still receive.
-  result<void> shutdown(shutdown_type what = shutdown_type::send);
 
   /// The local endpoint (getsockname), read when the stream was connected or accepted, so it
   /// stays available after the peer is gone.

@@ -1,0 +1,59 @@
+#pragma once
+// basic_stream: the byte-stream operations shared by tcp_stream and unix_stream: send, send_all,
+// recv, recv_exact and the half-close.
+
+#include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
+#include <asio/ip/tcp.hpp>
+#include <asio/local/stream_protocol.hpp>
+
+#include "coronet/basic_socket.hpp"
+#include "coronet/result.hpp"
+#include "coronet/shutdown_type.hpp"
+
+namespace coronet {
+
+/// A connected byte stream over an Asio stream socket.
+///
+/// Errors: each operation returns its outcome as a value whose expected failures are
+/// error_codes: coronet::errc::eof when the peer has closed, std::errc::connection_reset,
+/// std::errc::broken_pipe (sending after a reset), std::errc::operation_canceled after close().
+/// Call `.value()` on the outcome for the throwing form.
+///
+/// Thread safety: use a stream only from its own executor. One send-side operation and one
+/// receive-side operation may be in flight at once (a reader and a writer coroutine); two sends
+/// or two receives at once are not allowed.
+template <class AsioSocket>
+class basic_stream : public basic_socket<AsioSocket> {
+ public:
+  /// Sends some of `data` (at least one byte unless `data` is empty); returns how many.
+  /// Cancellation: bytes reported are sent; on cancellation none were.
+  asio::awaitable<io_result> send(asio::const_buffer data);
+
+  /// Sends all of `data`. On failure, bytes() says how many were handed to the kernel first.
+  /// Cancellation: part of `data` may have been sent; bytes() says how much.
+  asio::awaitable<io_result> send_all(asio::const_buffer data);
+
+  /// Receives some bytes into `buffer` (at least one unless `buffer` is empty).
+  /// Errors: coronet::errc::eof once the peer has closed and everything was read.
+  /// Cancellation: safe, no data is lost; the next recv() gets it.
+  asio::awaitable<io_result> recv(asio::mutable_buffer buffer);
+
+  /// Fills all of `buffer`. On failure, bytes() says how many arrived first (eof mid-way gives
+  /// coronet::errc::eof with bytes() < buffer.size()).
+  /// Cancellation: bytes received before it are in `buffer`, and bytes() says how many.
+  asio::awaitable<io_result> recv_exact(asio::mutable_buffer buffer);
+
+  /// Shuts down one or both directions. `shutdown_type::send` is the half-close: the peer reads
+  /// eof after everything sent so far, and this side can still receive.
+  result<void> shutdown(shutdown_type what = shutdown_type::send);
+
+ protected:
+  using basic_socket<AsioSocket>::basic_socket;
+};
+
+// Compiled once, in src/basic_stream.cpp, for the two stream sockets coronet has.
+extern template class basic_stream<asio::ip::tcp::socket>;
+extern template class basic_stream<asio::local::stream_protocol::socket>;
+
+}  // namespace coronet

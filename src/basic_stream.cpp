@@ -1,0 +1,56 @@
+#include "coronet/basic_stream.hpp"
+
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+
+#include "coronet/detail/io.hpp"
+
+namespace coronet {
+namespace {
+
+asio::socket_base::shutdown_type to_asio(shutdown_type what) noexcept {
+  switch (what) {
+    case shutdown_type::receive: return asio::socket_base::shutdown_receive;
+    case shutdown_type::send: return asio::socket_base::shutdown_send;
+    case shutdown_type::both: break;
+  }
+  return asio::socket_base::shutdown_both;
+}
+
+}  // namespace
+
+template <class AsioSocket>
+asio::awaitable<io_result> basic_stream<AsioSocket>::send(asio::const_buffer data) {
+  auto [ec, n] = co_await this->socket_.async_write_some(data, detail::use_nothrow);
+  co_return io_result(n, detail::to_coronet_error(ec));
+}
+
+template <class AsioSocket>
+asio::awaitable<io_result> basic_stream<AsioSocket>::send_all(asio::const_buffer data) {
+  auto [ec, n] = co_await asio::async_write(this->socket_, data, detail::use_nothrow);
+  co_return io_result(n, detail::to_coronet_error(ec));
+}
+
+template <class AsioSocket>
+asio::awaitable<io_result> basic_stream<AsioSocket>::recv(asio::mutable_buffer buffer) {
+  auto [ec, n] = co_await this->socket_.async_read_some(buffer, detail::use_nothrow);
+  co_return io_result(n, detail::to_coronet_error(ec));
+}
+
+template <class AsioSocket>
+asio::awaitable<io_result> basic_stream<AsioSocket>::recv_exact(asio::mutable_buffer buffer) {
+  auto [ec, n] = co_await asio::async_read(this->socket_, buffer, detail::use_nothrow);
+  co_return io_result(n, detail::to_coronet_error(ec));
+}
+
+template <class AsioSocket>
+result<void> basic_stream<AsioSocket>::shutdown(shutdown_type what) {
+  std::error_code ec;
+  this->socket_.shutdown(to_asio(what), ec);
+  return detail::to_coronet_error(ec);
+}
+
+template class basic_stream<asio::ip::tcp::socket>;
+template class basic_stream<asio::local::stream_protocol::socket>;
+
+}  // namespace coronet
