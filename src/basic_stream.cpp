@@ -6,19 +6,6 @@
 #include "coronet/detail/io.hpp"
 
 namespace coronet {
-namespace {
-
-asio::socket_base::shutdown_type to_asio(shutdown_type what) noexcept {
-  switch (what) {
-    case shutdown_type::receive: return asio::socket_base::shutdown_receive;
-    case shutdown_type::send: return asio::socket_base::shutdown_send;
-    case shutdown_type::both: break;
-  }
-  return asio::socket_base::shutdown_both;
-}
-
-}  // namespace
-
 template <class AsioSocket>
 asio::awaitable<io_result> basic_stream<AsioSocket>::send(asio::const_buffer data) {
   auto [ec, n] = co_await this->socket_.async_write_some(data, detail::use_nothrow);
@@ -46,7 +33,7 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::recv_exact(asio::mutable_bu
 template <class AsioSocket>
 result<void> basic_stream<AsioSocket>::shutdown(shutdown_type what) {
   std::error_code ec;
-  this->socket_.shutdown(to_asio(what), ec);
+  this->socket_.shutdown(detail::to_asio(what), ec);
   return detail::to_coronet_error(ec);
 }
 

@@ -1,7 +1,11 @@
 #pragma once
 // coronet: coroutine sockets on standalone Asio. Include this for everything.
 
+#include "coronet/basic_datagram.hpp"
+#include "coronet/basic_listener.hpp"
 #include "coronet/basic_socket.hpp"
+#include "coronet/basic_stream.hpp"
+#include "coronet/datagram_result.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/error.hpp"
 #include "coronet/log.hpp"
@@ -11,3 +15,9 @@
 #include "coronet/spawn.hpp"
 #include "coronet/tcp_listener.hpp"
 #include "coronet/tcp_stream.hpp"
+#include "coronet/udp_socket.hpp"
+#include "coronet/unix_datagram.hpp"
+#include "coronet/unix_listener.hpp"
+#include "coronet/unix_seqpacket.hpp"
+#include "coronet/unix_seqpacket_listener.hpp"
+#include "coronet/unix_stream.hpp"

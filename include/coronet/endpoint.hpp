@@ -19,6 +19,9 @@
 
 namespace coronet {
 
+/// IPv4 or IPv6, for sockets opened before they have an address.
+enum class ip_family { v4, v6 };
+
 /// A socket address: an IPv4 or IPv6 address with a port, or a Unix-domain socket's path
 /// (`@name` for a Linux abstract name, which lives in no filesystem).
 ///

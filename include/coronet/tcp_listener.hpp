@@ -2,13 +2,11 @@
 // tcp_listener: a bound, listening TCP socket that accepts tcp_streams.
 
 #include <asio/any_io_executor.hpp>
-#include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
 
-#include "coronet/basic_socket.hpp"
+#include "coronet/basic_listener.hpp"
 #include "coronet/endpoint.hpp"
-#include "coronet/result.hpp"
 #include "coronet/tcp_stream.hpp"
 
 namespace coronet {
@@ -28,13 +26,14 @@ struct listen_options {
 
 /// A listening TCP socket (socket + bind + listen), accepting connected tcp_streams.
 ///
-/// Errors: bind() throws std::system_error naming the endpoint ("cannot bind 127.0.0.1:80:
-/// Address already in use"; coronet::errc::wrong_address_family for a Unix-domain endpoint);
-/// accept() returns its failures as values: std::errc::too_many_files_open (EMFILE) and
-/// std::errc::connection_aborted are transient, std::errc::operation_canceled follows close().
+/// accept() and local_endpoint() come from basic_listener, which states their errors,
+/// cancellation and thread safety; close(), options and the descriptor from basic_socket.
 ///
-/// Thread safety: use a tcp_listener only from its own executor; at most one accept() may be
-/// pending at a time. The streams it accepts live on the executor accept() was given.
+/// Errors: bind() throws std::system_error naming the step and the endpoint ("cannot bind
+/// 127.0.0.1:80: Address already in use"; coronet::errc::wrong_address_family for a
+/// Unix-domain endpoint).
+///
+/// Thread safety: use a tcp_listener only from its own executor.
 ///
 /// Example:
 ///
@@ -42,10 +41,7 @@ struct listen_options {
 ///     coronet::endpoint::parse("127.0.0.1:0").value()); std::cout << "listening on " <<
 ///     listener.local_endpoint() << "\n"; while (auto stream = co_await listener.accept())
 ///     coronet::spawn(ex, echo(std::move(*stream)), "echo");
-///
-/// close(), is_open(), set_option(), get_option(), native_handle(), non_blocking() and
-/// set_non_blocking() come from basic_socket.
-class tcp_listener : public basic_socket<asio::ip::tcp::acceptor> {
+class tcp_listener : public basic_listener<asio::ip::tcp, tcp_stream> {
  public:
   /// Opens, binds and listens. Port 0 picks a free port: read it back with local_endpoint().
   /// Throws std::system_error when any step fails, naming the step and the endpoint.
@@ -54,28 +50,13 @@ class tcp_listener : public basic_socket<asio::ip::tcp::acceptor> {
   static tcp_listener bind(asio::io_context& context, const endpoint& local,
                            listen_options options = {});
 
-  tcp_listener(tcp_listener&&) noexcept = default;
-  tcp_listener& operator=(tcp_listener&&) noexcept = default;
-  ~tcp_listener() = default;
-
-  /// Waits for the next connection; the stream lives on the listener's executor.
-  /// Cancellation: safe; a connection completed by the kernel stays queued for the next accept().
-  asio::awaitable<result<tcp_stream>> accept();
-
-  /// Waits for the next connection and places its stream on `target`, another thread's
-  /// executor for instance.
-  asio::awaitable<result<tcp_stream>> accept(const asio::any_io_executor& target);
-
-  /// The bound endpoint (getsockname), with the real port when bound to port 0.
-  const endpoint& local_endpoint() const noexcept { return local_; }
-
   /// The Asio acceptor underneath, for what coronet does not wrap.
   asio::ip::tcp::acceptor& asio_acceptor() noexcept { return socket_; }
 
  private:
-  tcp_listener(asio::ip::tcp::acceptor acceptor, endpoint local) noexcept;
-
-  endpoint local_;
+  using basic_listener::basic_listener;
 };
+
+extern template class basic_listener<asio::ip::tcp, tcp_stream>;
 
 }  // namespace coronet

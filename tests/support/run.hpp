@@ -6,8 +6,16 @@
 #include <functional>
 #include <utility>
 
+#include <stdlib.h>
+#include <unistd.h>
+
 #include <array>
+#include <cerrno>
 #include <cstddef>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <vector>
 
 #include <doctest/doctest.h>
 #include <asio/co_spawn.hpp>
@@ -103,6 +111,58 @@ inline bool has_ipv6_loopback() {
   probe.open(asio::ip::tcp::v6(), ec);
   if (!ec) probe.bind({asio::ip::address_v6::loopback(), 0}, ec);
   return !ec;
+}
+
+}  // namespace coronet::test
+
+namespace coronet::test {
+
+/// The loopback endpoints (port 0) every TCP and UDP test runs on: 127.0.0.1, and [::1] where
+/// the machine has an IPv6 loopback (otherwise a message says that half is skipped).
+inline std::vector<endpoint> loopbacks() {
+  std::vector<endpoint> out{any_v4()};
+  if (has_ipv6_loopback()) {
+    out.emplace_back(asio::ip::address_v6::loopback(), 0);
+  } else {
+    MESSAGE("skipped on [::1]: this machine has no IPv6 loopback");
+  }
+  return out;
+}
+
+/// A fresh directory under the system's temp directory, removed with everything in it when
+/// this goes away: where Unix-domain socket files of a test live.
+class temp_dir {
+ public:
+  temp_dir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "coronet-test-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr)
+      throw std::system_error(errno, std::system_category(), "mkdtemp");
+    path_ = pattern;
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  ~temp_dir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+  /// `unix:<dir>/<name>`.
+  endpoint socket(const std::string& name) const {
+    return endpoint::unix_domain((path_ / name).string()).value();
+  }
+
+ private:
+  std::filesystem::path path_;
+};
+
+/// A Linux abstract name unique to this process and call: `unix:@coronet-test-<pid>-<n>`.
+inline endpoint unique_abstract_name() {
+  static int counter = 0;
+  return endpoint::unix_domain("@coronet-test-" + std::to_string(::getpid()) + "-" +
+                               std::to_string(++counter))
+      .value();
 }
 
 }  // namespace coronet::test

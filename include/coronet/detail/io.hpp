@@ -3,13 +3,17 @@
 
 #include <fcntl.h>
 
+#include <string>
+#include <string_view>
 #include <system_error>
 
 #include <asio/error.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/socket_base.hpp>
 #include <asio/use_awaitable.hpp>
 
 #include "coronet/error.hpp"
+#include "coronet/shutdown_type.hpp"
 
 namespace coronet::detail {
 
@@ -26,6 +30,26 @@ inline std::error_code to_coronet_error(const std::error_code& ec) noexcept {
     return {ec.value(), std::system_category()};
   if (ec == asio::error::eof) return make_error_code(errc::eof);
   return ec;
+}
+
+// Setup failures throw, naming the step and the endpoint: "cannot bind 127.0.0.1:80: Address
+// already in use".
+[[noreturn]] inline void throw_setup_error(const std::error_code& ec, std::string_view step,
+                                           std::string_view where) {
+  std::string what = "cannot ";
+  what += step;
+  what += ' ';
+  what += where;
+  throw std::system_error(to_coronet_error(ec), what);
+}
+
+inline asio::socket_base::shutdown_type to_asio(shutdown_type what) noexcept {
+  switch (what) {
+    case shutdown_type::receive: return asio::socket_base::shutdown_receive;
+    case shutdown_type::send: return asio::socket_base::shutdown_send;
+    case shutdown_type::both: break;
+  }
+  return asio::socket_base::shutdown_both;
 }
 
 // Whether `fd` has O_NONBLOCK set; false for a closed descriptor.

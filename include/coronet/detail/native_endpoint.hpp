@@ -19,6 +19,10 @@
 
 namespace coronet::detail {
 
+// Selects the overload for a protocol (Asio's protocol classes cannot be default-constructed).
+template <class Protocol>
+struct protocol_tag {};
+
 // Asio spells an abstract name with a leading NUL where coronet writes '@'.
 inline std::string to_asio_path(const endpoint& e) {
   std::string path(e.path());
@@ -34,35 +38,35 @@ inline endpoint from_asio_path(std::string path) {
 }
 
 // Whether `e` is of the family the protocol's sockets take.
-inline bool fits(const endpoint& e, const asio::ip::tcp&) noexcept { return e.is_ip(); }
-inline bool fits(const endpoint& e, const asio::ip::udp&) noexcept { return e.is_ip(); }
-inline bool fits(const endpoint& e, const asio::local::stream_protocol&) noexcept {
+inline bool fits(const endpoint& e, protocol_tag<asio::ip::tcp>) noexcept { return e.is_ip(); }
+inline bool fits(const endpoint& e, protocol_tag<asio::ip::udp>) noexcept { return e.is_ip(); }
+inline bool fits(const endpoint& e, protocol_tag<asio::local::stream_protocol>) noexcept {
   return e.is_unix_domain();
 }
-inline bool fits(const endpoint& e, const asio::local::datagram_protocol&) noexcept {
+inline bool fits(const endpoint& e, protocol_tag<asio::local::datagram_protocol>) noexcept {
   return e.is_unix_domain();
 }
-inline bool fits(const endpoint& e, const asio::generic::seq_packet_protocol&) noexcept {
+inline bool fits(const endpoint& e, protocol_tag<asio::generic::seq_packet_protocol>) noexcept {
   return e.is_unix_domain();
 }
 
-inline asio::ip::tcp::endpoint to_native(const endpoint& e, const asio::ip::tcp&) {
+inline asio::ip::tcp::endpoint to_native(const endpoint& e, protocol_tag<asio::ip::tcp>) {
   return e.tcp();
 }
-inline asio::ip::udp::endpoint to_native(const endpoint& e, const asio::ip::udp&) {
+inline asio::ip::udp::endpoint to_native(const endpoint& e, protocol_tag<asio::ip::udp>) {
   return e.udp();
 }
-inline asio::local::stream_protocol::endpoint to_native(const endpoint& e,
-                                                        const asio::local::stream_protocol&) {
+inline asio::local::stream_protocol::endpoint to_native(
+    const endpoint& e, protocol_tag<asio::local::stream_protocol>) {
   return {to_asio_path(e)};
 }
-inline asio::local::datagram_protocol::endpoint to_native(const endpoint& e,
-                                                          const asio::local::datagram_protocol&) {
+inline asio::local::datagram_protocol::endpoint to_native(
+    const endpoint& e, protocol_tag<asio::local::datagram_protocol>) {
   return {to_asio_path(e)};
 }
 // Asio has no local seqpacket protocol: the generic one carries a sockaddr_un.
 inline asio::generic::seq_packet_protocol::endpoint to_native(
-    const endpoint& e, const asio::generic::seq_packet_protocol&) {
+    const endpoint& e, protocol_tag<asio::generic::seq_packet_protocol>) {
   const asio::local::stream_protocol::endpoint local(to_asio_path(e));
   return {local.data(), local.size()};
 }

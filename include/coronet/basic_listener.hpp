@@ -1,0 +1,45 @@
+#pragma once
+// basic_listener: accept() for the listeners of every connection-oriented protocol.
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/basic_socket_acceptor.hpp>
+
+#include "coronet/basic_socket.hpp"
+#include "coronet/endpoint.hpp"
+#include "coronet/result.hpp"
+
+namespace coronet {
+
+/// A listening socket that accepts connections as `Stream`s (tcp_stream, unix_stream,
+/// unix_seqpacket).
+///
+/// Errors: accept() returns its failures as values: std::errc::too_many_files_open (EMFILE)
+/// and std::errc::connection_aborted are transient; std::errc::operation_canceled follows
+/// close().
+///
+/// Thread safety: use a listener only from its own executor; at most one accept() may be
+/// pending at a time. The streams it accepts live on the executor accept() was given.
+template <class Protocol, class Stream>
+class basic_listener : public basic_socket<asio::basic_socket_acceptor<Protocol>> {
+ public:
+  /// Waits for the next connection; the stream lives on the listener's executor.
+  /// Cancellation: safe; a connection completed by the kernel stays queued for the next accept().
+  asio::awaitable<result<Stream>> accept();
+
+  /// Waits for the next connection and places its stream on `target`, another thread's
+  /// executor for instance.
+  asio::awaitable<result<Stream>> accept(const asio::any_io_executor& target);
+
+  /// The bound endpoint (getsockname), with the real port when bound to port 0.
+  const endpoint& local_endpoint() const noexcept { return local_; }
+
+ protected:
+  basic_listener(asio::basic_socket_acceptor<Protocol> acceptor, const endpoint& local) noexcept
+      : basic_socket<asio::basic_socket_acceptor<Protocol>>(std::move(acceptor)), local_(local) {}
+
+ private:
+  endpoint local_;
+};
+
+}  // namespace coronet

@@ -1,0 +1,81 @@
+#include "coronet/basic_datagram.hpp"
+
+#include <sys/socket.h>
+
+#include "coronet/detail/io.hpp"
+#include "coronet/detail/native_endpoint.hpp"
+
+namespace coronet {
+namespace {
+
+// MSG_TRUNC makes the kernel return a datagram's real length even when the buffer was shorter
+// (UDP, Unix datagram and seqpacket sockets honour it), so that truncation is reported.
+constexpr asio::socket_base::message_flags report_real_size = MSG_TRUNC;
+
+datagram_result received(std::size_t real_size, std::size_t capacity, const endpoint& sender) {
+  if (real_size > capacity) {
+    return {capacity, real_size, sender, make_error_code(errc::datagram_truncated)};
+  }
+  return {real_size, real_size, sender};
+}
+
+}  // namespace
+
+template <class Protocol>
+result<void> basic_datagram<Protocol>::connect(const endpoint& remote) {
+  if (!detail::fits(remote, detail::protocol_tag<Protocol>{})) {
+    return make_error_code(errc::wrong_address_family);
+  }
+  std::error_code ec;
+  this->socket_.connect(detail::to_native(remote, detail::protocol_tag<Protocol>{}), ec);
+  if (ec) return detail::to_coronet_error(ec);
+  remote_ = remote;
+  return {};
+}
+
+template <class Protocol>
+asio::awaitable<io_result> basic_datagram<Protocol>::send_to(asio::const_buffer datagram,
+                                                             const endpoint& to) {
+  if (!detail::fits(to, detail::protocol_tag<Protocol>{})) {
+    co_return io_result(0, make_error_code(errc::wrong_address_family));
+  }
+  const auto native = detail::to_native(to, detail::protocol_tag<Protocol>{});
+  auto [ec, n] = co_await this->socket_.async_send_to(datagram, native, detail::use_nothrow);
+  co_return io_result(n, detail::to_coronet_error(ec));
+}
+
+template <class Protocol>
+asio::awaitable<datagram_result> basic_datagram<Protocol>::recv_from(asio::mutable_buffer buffer) {
+  typename Protocol::endpoint sender;
+  auto [ec, n] = co_await this->socket_.async_receive_from(buffer, sender, report_real_size,
+                                                           detail::use_nothrow);
+  if (ec) co_return datagram_result(detail::to_coronet_error(ec));
+  co_return received(n, buffer.size(), detail::from_native(sender));
+}
+
+template <class Protocol>
+asio::awaitable<io_result> basic_datagram<Protocol>::send(asio::const_buffer datagram) {
+  auto [ec, n] = co_await this->socket_.async_send(datagram, detail::use_nothrow);
+  co_return io_result(n, detail::to_coronet_error(ec));
+}
+
+template <class Protocol>
+asio::awaitable<datagram_result> basic_datagram<Protocol>::recv(asio::mutable_buffer buffer) {
+  auto [ec, n] =
+      co_await this->socket_.async_receive(buffer, report_real_size, detail::use_nothrow);
+  if (ec) co_return datagram_result(detail::to_coronet_error(ec));
+  co_return received(n, buffer.size(), remote_.value_or(endpoint()));
+}
+
+template <class Protocol>
+endpoint basic_datagram<Protocol>::local_endpoint() const {
+  std::error_code ec;
+  const auto native = this->socket_.local_endpoint(ec);
+  if (ec) return endpoint();
+  return detail::from_native(native);
+}
+
+template class basic_datagram<asio::ip::udp>;
+template class basic_datagram<asio::local::datagram_protocol>;
+
+}  // namespace coronet

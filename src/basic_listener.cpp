@@ -1,0 +1,31 @@
+#include "coronet/basic_listener.hpp"
+
+#include <utility>
+
+#include "coronet/detail/io.hpp"
+#include "coronet/tcp_listener.hpp"
+#include "coronet/unix_listener.hpp"
+#include "coronet/unix_seqpacket_listener.hpp"
+
+namespace coronet {
+
+template <class Protocol, class Stream>
+asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept() {
+  auto [ec, socket] = co_await this->socket_.async_accept(detail::use_nothrow);
+  if (ec) co_return detail::to_coronet_error(ec);
+  co_return Stream(std::move(socket));
+}
+
+template <class Protocol, class Stream>
+asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept(
+    const asio::any_io_executor& target) {
+  auto [ec, socket] = co_await this->socket_.async_accept(target, detail::use_nothrow);
+  if (ec) co_return detail::to_coronet_error(ec);
+  co_return Stream(std::move(socket));
+}
+
+template class basic_listener<asio::ip::tcp, tcp_stream>;
+template class basic_listener<asio::local::stream_protocol, unix_stream>;
+template class basic_listener<asio::generic::seq_packet_protocol, unix_seqpacket>;
+
+}  // namespace coronet
