@@ -10,6 +10,14 @@
 #include <string>
 #include <vector>
 
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
 #include "support/child_process.hpp"
 #include "support/run.hpp"
 
@@ -22,10 +30,11 @@ namespace {
 
 const std::string echo_server = CORONET_ECHO_SERVER_PATH;
 
-// Parses a ready line `listening tcp <endpoint>`.
-coronet::endpoint ready_endpoint(const std::optional<std::string>& line) {
+// Parses a ready line `listening <kind> <endpoint>`.
+coronet::endpoint ready_endpoint(const std::optional<std::string>& line,
+                                 const std::string& kind = "tcp") {
   REQUIRE_MESSAGE(line.has_value(), "echo_server printed no ready line");
-  const std::string prefix = "listening tcp ";
+  const std::string prefix = "listening " + kind + " ";
   REQUIRE_MESSAGE(line->rfind(prefix, 0) == 0, *line);
   auto ep = coronet::endpoint::parse(line->substr(prefix.size()));
   REQUIRE_MESSAGE(ep, *line);
@@ -128,6 +137,8 @@ TEST_CASE("echo_server: prints one ready line per listener - in option order - a
 TEST_CASE("echo_server: usage errors exit 2 with the usage on stderr") {
   const std::vector<std::vector<std::string>> cases = {
       {},                                          // no listener at all
+      {"--udp"},                                   // missing value
+      {"--unix", "/tmp/a", "stray"},               // one PATH per --unix
       {"--log-level", "info"},                     // still no listener
       {"--tcp"},                                   // missing value
       {"--tcp", "127.0.0.1:0", "--bogus"},         // unknown option
@@ -260,4 +271,124 @@ TEST_CASE(
   CHECK(server.read_all_stdout(300ms).empty());  // only the ready line, already read
   server.send_signal(SIGTERM);
   CHECK(server.wait(2s) == 0);
+}
+
+namespace {
+
+asio::awaitable<void> expect_udp_echo(coronet::endpoint server, coronet::endpoint any) {
+  auto socket = coronet::udp_socket::bind(co_await asio::this_coro::executor, any);
+  std::vector<char> back(65536);
+  for (std::size_t size : {0U, 1U, 1472U, 8192U, 65507U}) {
+    CAPTURE(size);
+    std::vector<char> datagram(size);
+    for (std::size_t i = 0; i < size; ++i) datagram[i] = static_cast<char>((i * 13 + size) & 0xFF);
+    REQUIRE(co_await socket.send_to(asio::buffer(datagram), server));
+    auto got = co_await socket.recv_from(asio::buffer(back));
+    REQUIRE(got);
+    CHECK(got.sender() == server);
+    CHECK(got.bytes() == size);
+    CHECK(std::equal(datagram.begin(), datagram.end(), back.begin()));
+  }
+}
+
+asio::awaitable<void> expect_unix_echo_and_fin(coronet::endpoint server) {
+  auto stream = co_await coronet::unix_stream::connect(server);
+  REQUIRE(stream);
+  std::string payload(150000, 'q');
+  REQUIRE(co_await stream->send_all(asio::buffer(payload)));
+  REQUIRE(stream->shutdown(coronet::shutdown_type::send));
+  std::string back(payload.size(), '\0');
+  REQUIRE(co_await stream->recv_exact(asio::buffer(back)));
+  CHECK(back == payload);
+  char extra = 0;
+  CHECK((co_await stream->recv(asio::buffer(&extra, 1))).error() == coronet::errc::eof);
+}
+
+}  // namespace
+
+TEST_CASE("echo_server: ready lines follow the option order across tcp udp and unix") {
+  const test::temp_dir dir;
+  const auto path = std::string(dir.socket("echo.sock").path());
+  const auto abstract = std::string(test::unique_abstract_name().path());
+  child_process server(echo_server, {"--udp", "127.0.0.1:0", "--unix", path, "--tcp", "127.0.0.1:0",
+                                     "--unix", abstract, "--udp", "127.0.0.1:0"});
+  const auto udp_first = ready_endpoint(server.read_stdout_line(5s), "udp");
+  CHECK(server.read_stdout_line(5s) == "listening unix " + path);
+  const auto tcp = ready_endpoint(server.read_stdout_line(5s), "tcp");
+  CHECK(server.read_stdout_line(5s) == "listening unix " + abstract);
+  const auto udp_second = ready_endpoint(server.read_stdout_line(5s), "udp");
+  CHECK(udp_first != udp_second);
+  CHECK(std::filesystem::is_socket(path));
+  test::run(
+      [&]() -> asio::awaitable<void> {
+        co_await expect_udp_echo(udp_first, test::any_v4());
+        co_await expect_udp_echo(udp_second, test::any_v4());
+        co_await expect_unix_echo_and_fin(coronet::endpoint::unix_domain(path).value());
+        co_await expect_unix_echo_and_fin(coronet::endpoint::unix_domain(abstract).value());
+        co_await expect_echo(tcp, "and tcp");
+      },
+      20s);
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(2s) == 0);
+  CHECK_FALSE(std::filesystem::exists(path));  // removed on exit
+}
+
+TEST_CASE("echo_server: UDP over IPv6 sends every datagram back unchanged") {
+  if (!test::has_ipv6_loopback()) {
+    MESSAGE("skipped: this machine has no IPv6 loopback");
+    return;
+  }
+  child_process server(echo_server, {"--udp", "[::1]:0"});
+  const auto where = ready_endpoint(server.read_stdout_line(5s), "udp");
+  CHECK(where.is_v6());
+  test::run([&]() -> asio::awaitable<void> {
+    co_await expect_udp_echo(where, coronet::endpoint(asio::ip::address_v6::loopback(), 0));
+  });
+  server.send_signal(SIGINT);
+  CHECK(server.wait(2s) == 0);
+}
+
+TEST_CASE(
+    "echo_server: a stale socket file is replaced and any other file is an error left alone") {
+  const test::temp_dir dir;
+  const auto stale = std::string(dir.socket("stale.sock").path());
+  {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, stale.c_str(), sizeof address.sun_path - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+    ::close(fd);  // leaves the file, as a crashed server would
+  }
+  {
+    child_process server(echo_server, {"--unix", stale});
+    CHECK(server.read_stdout_line(5s) == "listening unix " + stale);
+    test::run([&]() -> asio::awaitable<void> {
+      co_await expect_unix_echo_and_fin(coronet::endpoint::unix_domain(stale).value());
+    });
+    server.send_signal(SIGTERM);
+    CHECK(server.wait(2s) == 0);
+  }
+  const auto regular = std::string(dir.socket("data.txt").path());
+  std::ofstream(regular) << "keep me";
+  check_setup_failure({"--tcp", "127.0.0.1:0", "--unix", regular}, "is not a socket");
+  std::ifstream in(regular);
+  CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == "keep me");
+}
+
+TEST_CASE("echo_server: bad --udp and --unix values exit 1 with one stderr line") {
+  const test::temp_dir dir;
+  check_setup_failure({"--udp", "127.0.0.1"}, "no port");
+  check_setup_failure({"--udp", "unix:/tmp/x"}, "not an IP address");
+  check_setup_failure({"--unix", ""}, "empty");
+  check_setup_failure({"--unix", "/" + std::string(120, 'x')}, "longer than 107");
+  check_setup_failure({"--unix", std::string(dir.path() / "no-such-dir" / "s.sock")},
+                      "No such file");
+  asio::io_context context;
+  auto taken = coronet::udp_socket::bind(context, test::any_v4());
+  check_setup_failure({"--udp", taken.local_endpoint().to_string()}, "Address already in use");
+  // A unix listener bound before the failure removes its file again.
+  const auto first = std::string(dir.socket("first.sock").path());
+  check_setup_failure({"--unix", first, "--udp", "127.0.0.1"}, "no port");
+  CHECK_FALSE(std::filesystem::exists(first));
 }
