@@ -30,53 +30,59 @@ asio::awaitable<void> connect_later(coronet::endpoint where, coronet::tcp_stream
 }  // namespace
 
 TEST_CASE("basic_socket: a stream's descriptor and blocking mode") {
-  test::run([]() -> asio::awaitable<void> {
-    auto [client, server] = co_await test::connected_pair();
-    const int fd = client.native_handle();
-    REQUIRE(fd >= 0);
-    CHECK(::fcntl(fd, F_GETFD) >= 0);
-    CHECK(client.non_blocking());  // Asio keeps its descriptors non-blocking
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run([&]() -> asio::awaitable<void> {
+      auto [client, server] = co_await test::connected_pair(any);
+      const int fd = client.native_handle();
+      REQUIRE(fd >= 0);
+      CHECK(::fcntl(fd, F_GETFD) >= 0);
+      CHECK(client.non_blocking());  // Asio keeps its descriptors non-blocking
 
-    REQUIRE(client.set_non_blocking(false));
-    CHECK_FALSE(client.non_blocking());
-    CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
-    // A blocking descriptor behaves as one for code that uses it directly...
-    CHECK(::send(fd, "x", 1, MSG_NOSIGNAL) == 1);
-    // ...and coronet's operations still never block the thread.
-    std::array<char, 1> one{};
-    CHECK(co_await server.recv_exact(asio::buffer(one)));
-    coronet::spawn(co_await asio::this_coro::executor, send_later(server, "y"), "sender");
-    CHECK(co_await client.recv_exact(asio::buffer(one)));
-    CHECK(one[0] == 'y');
-    CHECK(client.non_blocking());  // switched back as recv_exact() started
+      REQUIRE(client.set_non_blocking(false));
+      CHECK_FALSE(client.non_blocking());
+      CHECK((::fcntl(fd, F_GETFL) & O_NONBLOCK) == 0);
+      // A blocking descriptor behaves as one for code that uses it directly...
+      CHECK(::send(fd, "x", 1, MSG_NOSIGNAL) == 1);
+      // ...and coronet's operations still never block the thread.
+      std::array<char, 1> one{};
+      CHECK(co_await server.recv_exact(asio::buffer(one)));
+      coronet::spawn(co_await asio::this_coro::executor, send_later(server, "y"), "sender");
+      CHECK(co_await client.recv_exact(asio::buffer(one)));
+      CHECK(one[0] == 'y');
+      CHECK(client.non_blocking());  // switched back as recv_exact() started
 
-    REQUIRE(client.set_non_blocking(true));
-    CHECK(client.non_blocking());
-    client.close();
-    CHECK_FALSE(client.non_blocking());
-    CHECK_FALSE(client.set_non_blocking(true));
-  });
+      REQUIRE(client.set_non_blocking(true));
+      CHECK(client.non_blocking());
+      client.close();
+      CHECK_FALSE(client.non_blocking());
+      CHECK_FALSE(client.set_non_blocking(true));
+    });
+  }
 }
 
 TEST_CASE("basic_socket: a listener in blocking mode still accepts without blocking the thread") {
-  test::run([]() -> asio::awaitable<void> {
-    auto listener = coronet::tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4());
-    REQUIRE(listener.set_non_blocking(false));
-    CHECK_FALSE(listener.non_blocking());
-    CHECK((::fcntl(listener.native_handle(), F_GETFL) & O_NONBLOCK) == 0);
-    // A placeholder stream, replaced by the connected one.
-    coronet::tcp_stream client(asio::ip::tcp::socket(co_await asio::this_coro::executor));
-    coronet::spawn(co_await asio::this_coro::executor,
-                   connect_later(listener.local_endpoint(), client), "connector");
-    auto accepted = co_await listener.accept();
-    REQUIRE(accepted);
-    CHECK(accepted->remote_endpoint() == client.local_endpoint());
-    CHECK(listener.non_blocking());  // switched back as accept() started
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run([&]() -> asio::awaitable<void> {
+      auto listener = coronet::tcp_listener::bind(co_await asio::this_coro::executor, any);
+      REQUIRE(listener.set_non_blocking(false));
+      CHECK_FALSE(listener.non_blocking());
+      CHECK((::fcntl(listener.native_handle(), F_GETFL) & O_NONBLOCK) == 0);
+      // A placeholder stream, replaced by the connected one.
+      coronet::tcp_stream client(asio::ip::tcp::socket(co_await asio::this_coro::executor));
+      coronet::spawn(co_await asio::this_coro::executor,
+                     connect_later(listener.local_endpoint(), client), "connector");
+      auto accepted = co_await listener.accept();
+      REQUIRE(accepted);
+      CHECK(accepted->remote_endpoint() == client.local_endpoint());
+      CHECK(listener.non_blocking());  // switched back as accept() started
 
-    listener.close();
-    CHECK_FALSE(listener.is_open());
-    CHECK(listener.native_handle() == -1);
-    CHECK(listener.get_option<coronet::option::reuse_address>().error() ==
-          std::errc::bad_file_descriptor);
-  });
+      listener.close();
+      CHECK_FALSE(listener.is_open());
+      CHECK(listener.native_handle() == -1);
+      CHECK(listener.get_option<coronet::option::reuse_address>().error() ==
+            std::errc::bad_file_descriptor);
+    });
+  }
 }

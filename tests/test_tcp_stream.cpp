@@ -105,125 +105,144 @@ TEST_CASE("tcp_stream: accept - connect - send and recv over [::1]") {
 }
 
 TEST_CASE("tcp_stream: a 1 MiB round trip comes back intact and in order") {
-  test::run([]() -> asio::awaitable<void> {
-    const auto executor = co_await asio::this_coro::executor;
-    auto [client, server] = co_await test::connected_pair();
-    coronet::spawn(executor, test::echo_until_eof(std::move(server)), "echo");
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run([&]() -> asio::awaitable<void> {
+      const auto executor = co_await asio::this_coro::executor;
+      auto [client, server] = co_await test::connected_pair(any);
+      coronet::spawn(executor, test::echo_until_eof(std::move(server)), "echo");
 
-    const auto data = pattern(1 << 20, 1);
-    coronet::spawn(executor, send_then_half_close(client, data), "writer");
-    std::vector<char> back(data.size());
-    auto got = co_await client.recv_exact(asio::buffer(back));
-    REQUIRE(got);
-    CHECK(got.bytes() == data.size());
-    CHECK(back == data);
-    char extra = 0;
-    auto end = co_await client.recv(asio::buffer(&extra, 1));
-    CHECK(end.error() == errc::eof);
-  });
+      const auto data = pattern(1 << 20, 1);
+      coronet::spawn(executor, send_then_half_close(client, data), "writer");
+      std::vector<char> back(data.size());
+      auto got = co_await client.recv_exact(asio::buffer(back));
+      REQUIRE(got);
+      CHECK(got.bytes() == data.size());
+      CHECK(back == data);
+      char extra = 0;
+      auto end = co_await client.recv(asio::buffer(&extra, 1));
+      CHECK(end.error() == errc::eof);
+    });
+  }
 }
 
 TEST_CASE("tcp_stream: half-close lets the peer finish sending - then reads eof") {
-  test::run([]() -> asio::awaitable<void> {
-    auto [client, server] = co_await test::connected_pair();
-    CHECK(co_await client.send_all(asio::buffer(std::string_view("abc"))));
-    REQUIRE(client.shutdown(coronet::shutdown_type::send));
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run([&]() -> asio::awaitable<void> {
+      auto [client, server] = co_await test::connected_pair(any);
+      CHECK(co_await client.send_all(asio::buffer(std::string_view("abc"))));
+      REQUIRE(client.shutdown(coronet::shutdown_type::send));
 
-    std::array<char, 3> got{};
-    CHECK(co_await server.recv_exact(asio::buffer(got)));
-    char more = 0;
-    auto eof = co_await server.recv(asio::buffer(&more, 1));
-    CHECK_FALSE(eof);
-    CHECK(eof.error() == errc::eof);
-    CHECK(eof.bytes() == 0);
+      std::array<char, 3> got{};
+      CHECK(co_await server.recv_exact(asio::buffer(got)));
+      char more = 0;
+      auto eof = co_await server.recv(asio::buffer(&more, 1));
+      CHECK_FALSE(eof);
+      CHECK(eof.error() == errc::eof);
+      CHECK(eof.bytes() == 0);
 
-    // The half-closed client still receives.
-    CHECK(co_await server.send_all(asio::buffer(std::string_view("xyz"))));
-    REQUIRE(server.shutdown(coronet::shutdown_type::send));
-    std::array<char, 3> reply{};
-    CHECK(co_await client.recv_exact(asio::buffer(reply)));
-    CHECK(std::string_view(reply.data(), 3) == "xyz");
-    auto client_eof = co_await client.recv(asio::buffer(&more, 1));
-    CHECK(client_eof.error() == errc::eof);  // FIN, not a reset
-  });
+      // The half-closed client still receives.
+      CHECK(co_await server.send_all(asio::buffer(std::string_view("xyz"))));
+      REQUIRE(server.shutdown(coronet::shutdown_type::send));
+      std::array<char, 3> reply{};
+      CHECK(co_await client.recv_exact(asio::buffer(reply)));
+      CHECK(std::string_view(reply.data(), 3) == "xyz");
+      auto client_eof = co_await client.recv(asio::buffer(&more, 1));
+      CHECK(client_eof.error() == errc::eof);  // FIN, not a reset
+    });
+  }
 }
 
 TEST_CASE("tcp_stream: recv_exact reports the bytes that arrived before eof") {
-  test::run([]() -> asio::awaitable<void> {
-    auto [client, server] = co_await test::connected_pair();
-    CHECK(co_await client.send_all(asio::buffer(std::string_view("12345"))));
-    REQUIRE(client.shutdown(coronet::shutdown_type::send));
-    std::array<char, 10> got{};
-    auto partial = co_await server.recv_exact(asio::buffer(got));
-    CHECK(partial.error() == errc::eof);
-    CHECK(partial.bytes() == 5);
-    CHECK(std::string_view(got.data(), 5) == "12345");
-  });
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run([&]() -> asio::awaitable<void> {
+      auto [client, server] = co_await test::connected_pair(any);
+      CHECK(co_await client.send_all(asio::buffer(std::string_view("12345"))));
+      REQUIRE(client.shutdown(coronet::shutdown_type::send));
+      std::array<char, 10> got{};
+      auto partial = co_await server.recv_exact(asio::buffer(got));
+      CHECK(partial.error() == errc::eof);
+      CHECK(partial.bytes() == 5);
+      CHECK(std::string_view(got.data(), 5) == "12345");
+    });
+  }
 }
 
 TEST_CASE(
     "tcp_stream: a peer's RST is a connection_reset value - and send after it does not kill the "
     "process") {
-  test::run([]() -> asio::awaitable<void> {
-    auto [client, server] = co_await test::connected_pair();
-    const auto peer = server.remote_endpoint();
-    // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
-    REQUIRE(server.set_option(coronet::option::linger{true, 0s}));
-    server.close();
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run([&]() -> asio::awaitable<void> {
+      auto [client, server] = co_await test::connected_pair(any);
+      const auto peer = server.remote_endpoint();
+      // SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+      REQUIRE(server.set_option(coronet::option::linger{true, 0s}));
+      server.close();
 
-    std::array<char, 16> buffer{};
-    auto got = co_await client.recv(asio::buffer(buffer));
-    CHECK_FALSE(got);
-    CHECK(got.error() == std::errc::connection_reset);
-    CHECK_THROWS_AS((void)got.value(), std::system_error);
+      std::array<char, 16> buffer{};
+      auto got = co_await client.recv(asio::buffer(buffer));
+      CHECK_FALSE(got);
+      CHECK(got.error() == std::errc::connection_reset);
+      CHECK_THROWS_AS((void)got.value(), std::system_error);
 
-    // No SIGPIPE: the failure is a value (EPIPE once the reset was seen).
-    auto sent = co_await client.send(asio::buffer(std::string_view("late")));
-    CHECK_FALSE(sent);
-    CHECK((sent.error() == std::errc::broken_pipe || sent.error() == std::errc::connection_reset));
-    // The endpoints were kept from the connect, so logs still have them.
-    CHECK(client.remote_endpoint().port() != 0);
-    CHECK(peer.port() == client.local_endpoint().port());
-  });
+      // No SIGPIPE: the failure is a value (EPIPE once the reset was seen).
+      auto sent = co_await client.send(asio::buffer(std::string_view("late")));
+      CHECK_FALSE(sent);
+      CHECK(
+          (sent.error() == std::errc::broken_pipe || sent.error() == std::errc::connection_reset));
+      // The endpoints were kept from the connect, so logs still have them.
+      CHECK(client.remote_endpoint().port() != 0);
+      CHECK(peer.port() == client.local_endpoint().port());
+    });
+  }
 }
 
 TEST_CASE("tcp_stream: connect refused is a value - the throwing form throws system_error") {
-  test::run([]() -> asio::awaitable<void> {
-    coronet::endpoint closed_port;
-    {
-      auto listener = tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4());
-      closed_port = listener.local_endpoint();
-    }
-    auto refused = co_await tcp_stream::connect(closed_port);
-    REQUIRE_FALSE(refused);
-    CHECK(refused.error() == std::errc::connection_refused);
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run([&]() -> asio::awaitable<void> {
+      coronet::endpoint closed_port;
+      {
+        auto listener = tcp_listener::bind(co_await asio::this_coro::executor, any);
+        closed_port = listener.local_endpoint();
+      }
+      auto refused = co_await tcp_stream::connect(closed_port);
+      REQUIRE_FALSE(refused);
+      CHECK(refused.error() == std::errc::connection_refused);
 
-    bool threw = false;
-    try {
-      auto stream = (co_await tcp_stream::connect(closed_port)).value();
-    } catch (const std::system_error& e) {
-      threw = true;
-      CHECK(e.code() == std::errc::connection_refused);
-    }
-    CHECK(threw);
-  });
+      bool threw = false;
+      try {
+        auto stream = (co_await tcp_stream::connect(closed_port)).value();
+      } catch (const std::system_error& e) {
+        threw = true;
+        CHECK(e.code() == std::errc::connection_refused);
+      }
+      CHECK(threw);
+    });
+  }
 }
 
 TEST_CASE("tcp_stream: the throwing form of recv throws at eof - the value form reports it") {
-  test::run([]() -> asio::awaitable<void> {
-    auto [client, server] = co_await test::connected_pair();
-    REQUIRE(client.shutdown(coronet::shutdown_type::send));
-    std::array<char, 4> buffer{};
-    auto value_form = co_await server.recv(asio::buffer(buffer));
-    CHECK(value_form.error() == errc::eof);
-    bool threw = false;
-    try {
-      (void)(co_await server.recv(asio::buffer(buffer))).value();
-    } catch (const std::system_error& e) {
-      threw = e.code() == errc::eof;
-    }
-    CHECK(threw);
-  });
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run([&]() -> asio::awaitable<void> {
+      auto [client, server] = co_await test::connected_pair(any);
+      REQUIRE(client.shutdown(coronet::shutdown_type::send));
+      std::array<char, 4> buffer{};
+      auto value_form = co_await server.recv(asio::buffer(buffer));
+      CHECK(value_form.error() == errc::eof);
+      bool threw = false;
+      try {
+        (void)(co_await server.recv(asio::buffer(buffer))).value();
+      } catch (const std::system_error& e) {
+        threw = e.code() == errc::eof;
+      }
+      CHECK(threw);
+    });
+  }
 }
 
 TEST_CASE("tcp_stream: connect by host name - and to a name that does not resolve") {
@@ -262,53 +281,59 @@ TEST_CASE("tcp_stream: connect from a chosen source address") {
 }
 
 TEST_CASE("tcp_stream: close() from another coroutine cancels a pending recv") {
-  test::run([]() -> asio::awaitable<void> {
-    auto [client, server] = co_await test::connected_pair();
-    coronet::spawn(co_await asio::this_coro::executor, close_after(server, 50ms), "closer");
-    std::array<char, 8> buffer{};
-    auto got = co_await server.recv(asio::buffer(buffer));
-    CHECK(got.error() == std::errc::operation_canceled);
-    CHECK_FALSE(server.is_open());
-    server.close();  // idempotent
-    // The peer sees the close as eof.
-    auto at_client = co_await client.recv(asio::buffer(buffer));
-    CHECK(at_client.error() == errc::eof);
-  });
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run([&]() -> asio::awaitable<void> {
+      auto [client, server] = co_await test::connected_pair(any);
+      coronet::spawn(co_await asio::this_coro::executor, close_after(server, 50ms), "closer");
+      std::array<char, 8> buffer{};
+      auto got = co_await server.recv(asio::buffer(buffer));
+      CHECK(got.error() == std::errc::operation_canceled);
+      CHECK_FALSE(server.is_open());
+      server.close();  // idempotent
+      // The peer sees the close as eof.
+      auto at_client = co_await client.recv(asio::buffer(buffer));
+      CHECK(at_client.error() == errc::eof);
+    });
+  }
 }
 
 TEST_CASE(
     "tcp_stream: 200 concurrent connections - each its own socket - each echoed only its own "
     "bytes") {
-  test::run(
-      []() -> asio::awaitable<void> {
-        constexpr unsigned count = 200;
-        const auto executor = co_await asio::this_coro::executor;
-        auto listener = tcp_listener::bind(executor, test::any_v4());
-        coronet::spawn(executor, accept_and_echo(listener, count), "acceptor");
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run(
+        [&]() -> asio::awaitable<void> {
+          constexpr unsigned count = 200;
+          const auto executor = co_await asio::this_coro::executor;
+          auto listener = tcp_listener::bind(executor, any);
+          coronet::spawn(executor, accept_and_echo(listener, count), "acceptor");
 
-        std::vector<tcp_stream> clients;
-        for (unsigned i = 0; i < count; ++i) {
-          auto stream = co_await tcp_stream::connect(listener.local_endpoint());
-          REQUIRE(stream);
-          clients.push_back(std::move(*stream));
-        }
-        std::set<int> fds;
-        std::set<coronet::endpoint> locals;
-        for (const auto& c : clients) {
-          fds.insert(c.native_handle());
-          locals.insert(c.local_endpoint());
-        }
-        CHECK(fds.size() == count);
-        CHECK(locals.size() == count);
+          std::vector<tcp_stream> clients;
+          for (unsigned i = 0; i < count; ++i) {
+            auto stream = co_await tcp_stream::connect(listener.local_endpoint());
+            REQUIRE(stream);
+            clients.push_back(std::move(*stream));
+          }
+          std::set<int> fds;
+          std::set<coronet::endpoint> locals;
+          for (const auto& c : clients) {
+            fds.insert(c.native_handle());
+            locals.insert(c.local_endpoint());
+          }
+          CHECK(fds.size() == count);
+          CHECK(locals.size() == count);
 
-        test::wait_group group(executor);
-        std::size_t good = 0;
-        group.add(count);
-        for (unsigned i = 0; i < count; ++i) {
-          coronet::spawn(executor, ping_own_payload(clients[i], i, group, good), "pinger");
-        }
-        co_await group.wait();
-        CHECK(good == count);
-      },
-      30s);
+          test::wait_group group(executor);
+          std::size_t good = 0;
+          group.add(count);
+          for (unsigned i = 0; i < count; ++i) {
+            coronet::spawn(executor, ping_own_payload(clients[i], i, group, good), "pinger");
+          }
+          co_await group.wait();
+          CHECK(good == count);
+        },
+        30s);
+  }
 }
