@@ -19,7 +19,21 @@ datagram_result received(std::size_t real_size, std::size_t capacity, const endp
   return {real_size, real_size, sender};
 }
 
+// The address of "nobody" in this protocol's family: 0.0.0.0:0, or `unix:` (unnamed).
+template <class Protocol>
+endpoint no_address() {
+  return detail::from_native(typename Protocol::endpoint());
+}
+
 }  // namespace
+
+template <class Protocol>
+basic_datagram<Protocol>::basic_datagram(typename Protocol::socket socket) noexcept
+    : basic_socket<typename Protocol::socket>(std::move(socket)) {
+  std::error_code not_connected;
+  const auto peer = this->socket_.remote_endpoint(not_connected);
+  if (!not_connected) remote_ = detail::from_native(peer);
+}
 
 template <class Protocol>
 result<void> basic_datagram<Protocol>::connect(const endpoint& remote) {
@@ -64,14 +78,14 @@ asio::awaitable<datagram_result> basic_datagram<Protocol>::recv(asio::mutable_bu
   auto [ec, n] =
       co_await this->socket_.async_receive(buffer, report_real_size, detail::use_nothrow);
   if (ec) co_return datagram_result(detail::to_coronet_error(ec));
-  co_return received(n, buffer.size(), remote_.value_or(endpoint()));
+  co_return received(n, buffer.size(), remote_ ? *remote_ : no_address<Protocol>());
 }
 
 template <class Protocol>
 endpoint basic_datagram<Protocol>::local_endpoint() const {
   std::error_code ec;
   const auto native = this->socket_.local_endpoint(ec);
-  if (ec) return endpoint();
+  if (ec) return no_address<Protocol>();
   return detail::from_native(native);
 }
 

@@ -147,6 +147,7 @@ TEST_CASE("udp_socket: connected mode exchanges with one peer and drops the othe
       auto a = udp_socket::bind(executor, any);
       auto b = udp_socket::bind(executor, any);
       auto stranger = udp_socket::bind(executor, any);
+      CHECK_FALSE(a.remote_endpoint().has_value());
       REQUIRE(a.connect(b.local_endpoint()));
       REQUIRE(b.connect(a.local_endpoint()));
       CHECK(a.remote_endpoint() == b.local_endpoint());

@@ -82,7 +82,14 @@ TEST_CASE("unix_datagram: connected mode and socket_pair keep boundaries") {
     co_await check_boundaries(client, server, nullptr);
 
     auto [a, b] = unix_datagram::socket_pair(executor);
+    CHECK(a.remote_endpoint() == endpoint::unix_unnamed());  // connected from the start
+    CHECK(a.local_endpoint() == endpoint::unix_unnamed());
     co_await check_boundaries(a, b, nullptr);
+    REQUIRE(co_await a.send(asio::buffer(std::string_view("from a"))));
+    std::array<char, 16> buffer{};
+    auto got = co_await b.recv(asio::buffer(buffer));
+    REQUIRE(got);
+    CHECK(got.sender() == endpoint::unix_unnamed());  // not an IP address
     co_await check_boundaries(b, a, nullptr);
   });
 }

@@ -54,11 +54,12 @@ class basic_datagram : public basic_socket<typename Protocol::socket> {
   /// first send. `0.0.0.0:0` or `unix:` when it has none.
   endpoint local_endpoint() const;
 
-  /// The connected peer, if connect() was called.
+  /// The connected peer: set by connect(), or read when the socket was made already connected
+  /// (socket_pair()); empty for an unconnected socket.
   const std::optional<endpoint>& remote_endpoint() const noexcept { return remote_; }
 
  protected:
-  using basic_socket<typename Protocol::socket>::basic_socket;
+  explicit basic_datagram(typename Protocol::socket socket) noexcept;
 
  private:
   std::optional<endpoint> remote_;
