@@ -8,6 +8,7 @@
 #include "coronet/datagram_result.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/error.hpp"
+#include "coronet/icmp_socket.hpp"
 #include "coronet/log.hpp"
 #include "coronet/result.hpp"
 #include "coronet/shutdown_type.hpp"
