@@ -4,6 +4,7 @@
 
 #include "coronet/detail/io.hpp"
 #include "coronet/detail/native_endpoint.hpp"
+#include "coronet/detail/timed.hpp"
 
 namespace coronet {
 namespace {
@@ -49,34 +50,48 @@ result<void> basic_datagram<Protocol>::connect(const endpoint& remote) {
 
 template <class Protocol>
 asio::awaitable<io_result> basic_datagram<Protocol>::send_to(asio::const_buffer datagram,
-                                                             const endpoint& to) {
+                                                             const endpoint& to,
+                                                             call_timeout limit) {
   if (!detail::fits(to, detail::protocol_tag<Protocol>{})) {
     co_return io_result(0, make_error_code(errc::wrong_address_family));
   }
   const auto native = detail::to_native(to, detail::protocol_tag<Protocol>{});
-  auto [ec, n] = co_await this->socket_.async_send_to(datagram, native, detail::use_nothrow);
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) { return this->socket_.async_send_to(datagram, native, std::move(token)); },
+      this->limit_for(limit));
   co_return io_result(n, detail::to_coronet_error(ec));
 }
 
 template <class Protocol>
-asio::awaitable<datagram_result> basic_datagram<Protocol>::recv_from(asio::mutable_buffer buffer) {
+asio::awaitable<datagram_result> basic_datagram<Protocol>::recv_from(asio::mutable_buffer buffer,
+                                                                     call_timeout limit) {
   typename Protocol::endpoint sender;
-  auto [ec, n] = co_await this->socket_.async_receive_from(buffer, sender, report_real_size,
-                                                           detail::use_nothrow);
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) {
+        return this->socket_.async_receive_from(buffer, sender, report_real_size, std::move(token));
+      },
+      this->limit_for(limit));
   if (ec) co_return datagram_result(detail::to_coronet_error(ec));
   co_return received(n, buffer.size(), detail::from_native(sender));
 }
 
 template <class Protocol>
-asio::awaitable<io_result> basic_datagram<Protocol>::send(asio::const_buffer datagram) {
-  auto [ec, n] = co_await this->socket_.async_send(datagram, detail::use_nothrow);
+asio::awaitable<io_result> basic_datagram<Protocol>::send(asio::const_buffer datagram,
+                                                          call_timeout limit) {
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) { return this->socket_.async_send(datagram, std::move(token)); },
+      this->limit_for(limit));
   co_return io_result(n, detail::to_coronet_error(ec));
 }
 
 template <class Protocol>
-asio::awaitable<datagram_result> basic_datagram<Protocol>::recv(asio::mutable_buffer buffer) {
-  auto [ec, n] =
-      co_await this->socket_.async_receive(buffer, report_real_size, detail::use_nothrow);
+asio::awaitable<datagram_result> basic_datagram<Protocol>::recv(asio::mutable_buffer buffer,
+                                                                call_timeout limit) {
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) {
+        return this->socket_.async_receive(buffer, report_real_size, std::move(token));
+      },
+      this->limit_for(limit));
   if (ec) co_return datagram_result(detail::to_coronet_error(ec));
   co_return received(n, buffer.size(), remote_ ? *remote_ : no_address<Protocol>());
 }

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "coronet/detail/io.hpp"
+#include "coronet/detail/timed.hpp"
 #include "coronet/tcp_listener.hpp"
 #include "coronet/unix_listener.hpp"
 #include "coronet/unix_seqpacket_listener.hpp"
@@ -10,16 +11,20 @@
 namespace coronet {
 
 template <class Protocol, class Stream>
-asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept() {
-  auto [ec, socket] = co_await this->socket_.async_accept(detail::use_nothrow);
+asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept(call_timeout limit) {
+  auto [ec, socket] = co_await detail::with_limit(
+      [&](auto token) { return this->socket_.async_accept(std::move(token)); },
+      this->limit_for(limit));
   if (ec) co_return detail::to_coronet_error(ec);
   co_return Stream(std::move(socket));
 }
 
 template <class Protocol, class Stream>
 asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept(
-    const asio::any_io_executor& target) {
-  auto [ec, socket] = co_await this->socket_.async_accept(target, detail::use_nothrow);
+    const asio::any_io_executor& target, call_timeout limit) {
+  auto [ec, socket] = co_await detail::with_limit(
+      [&](auto token) { return this->socket_.async_accept(target, std::move(token)); },
+      this->limit_for(limit));
   if (ec) co_return detail::to_coronet_error(ec);
   co_return Stream(std::move(socket));
 }

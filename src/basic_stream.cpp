@@ -4,29 +4,42 @@
 #include <asio/write.hpp>
 
 #include "coronet/detail/io.hpp"
+#include "coronet/detail/timed.hpp"
 
 namespace coronet {
 template <class AsioSocket>
-asio::awaitable<io_result> basic_stream<AsioSocket>::send(asio::const_buffer data) {
-  auto [ec, n] = co_await this->socket_.async_write_some(data, detail::use_nothrow);
+asio::awaitable<io_result> basic_stream<AsioSocket>::send(asio::const_buffer data,
+                                                          call_timeout limit) {
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) { return this->socket_.async_write_some(data, std::move(token)); },
+      this->limit_for(limit));
   co_return io_result(n, detail::to_coronet_error(ec));
 }
 
 template <class AsioSocket>
-asio::awaitable<io_result> basic_stream<AsioSocket>::send_all(asio::const_buffer data) {
-  auto [ec, n] = co_await asio::async_write(this->socket_, data, detail::use_nothrow);
+asio::awaitable<io_result> basic_stream<AsioSocket>::send_all(asio::const_buffer data,
+                                                              call_timeout limit) {
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) { return asio::async_write(this->socket_, data, std::move(token)); },
+      this->limit_for(limit));
   co_return io_result(n, detail::to_coronet_error(ec));
 }
 
 template <class AsioSocket>
-asio::awaitable<io_result> basic_stream<AsioSocket>::recv(asio::mutable_buffer buffer) {
-  auto [ec, n] = co_await this->socket_.async_read_some(buffer, detail::use_nothrow);
+asio::awaitable<io_result> basic_stream<AsioSocket>::recv(asio::mutable_buffer buffer,
+                                                          call_timeout limit) {
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) { return this->socket_.async_read_some(buffer, std::move(token)); },
+      this->limit_for(limit));
   co_return io_result(n, detail::to_coronet_error(ec));
 }
 
 template <class AsioSocket>
-asio::awaitable<io_result> basic_stream<AsioSocket>::recv_exact(asio::mutable_buffer buffer) {
-  auto [ec, n] = co_await asio::async_read(this->socket_, buffer, detail::use_nothrow);
+asio::awaitable<io_result> basic_stream<AsioSocket>::recv_exact(asio::mutable_buffer buffer,
+                                                                call_timeout limit) {
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) { return asio::async_read(this->socket_, buffer, std::move(token)); },
+      this->limit_for(limit));
   co_return io_result(n, detail::to_coronet_error(ec));
 }
 

@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "coronet/detail/io.hpp"
+#include "coronet/detail/timed.hpp"
 
 namespace coronet {
 namespace {
@@ -136,7 +137,7 @@ result<icmp_socket> icmp_socket::open(const asio::any_io_executor& executor, ip_
 }
 
 asio::awaitable<io_result> icmp_socket::send_echo(const endpoint& to, std::uint16_t sequence,
-                                                  asio::const_buffer payload) {
+                                                  asio::const_buffer payload, call_timeout limit) {
   const bool fits = family_ == ip_family::v6 ? to.is_v6() : to.is_v4();
   if (!fits) co_return io_result(0, make_error_code(errc::wrong_address_family));
 
@@ -152,18 +153,27 @@ asio::awaitable<io_result> icmp_socket::send_echo(const endpoint& to, std::uint1
   // Port 0: a raw IPv6 socket rejects any port other than its protocol number.
   const auto ip = to.udp();
   const protocol::endpoint native(ip.data(), ip.size(), constants_of(family_).protocol);
-  auto [ec, n] = co_await socket_.async_send_to(asio::buffer(message), native, detail::use_nothrow);
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) {
+        return socket_.async_send_to(asio::buffer(message), native, std::move(token));
+      },
+      limit_for(limit));
   if (ec) co_return io_result(0, detail::to_coronet_error(ec));
   co_return io_result(n - icmp_header_size);
 }
 
 asio::awaitable<result<icmp_socket::echo_reply>> icmp_socket::recv_echo(
-    asio::mutable_buffer payload) {
+    asio::mutable_buffer payload, call_timeout limit) {
   const auto c = constants_of(family_);
+  const detail::deadline until(limit_for(limit));  // over every message skipped on the way
   for (;;) {
     protocol::endpoint sender;
-    auto [ec, n] = co_await socket_.async_receive_from(asio::buffer(receive_buffer_), sender,
-                                                       detail::use_nothrow);
+    auto [ec, n] = co_await detail::with_limit(
+        [&](auto token) {
+          return socket_.async_receive_from(asio::buffer(receive_buffer_), sender,
+                                            std::move(token));
+        },
+        until.remaining());
     if (ec) co_return detail::to_coronet_error(ec);
 
     std::span<const std::byte> message(receive_buffer_.data(), n);

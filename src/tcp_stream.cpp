@@ -5,6 +5,8 @@
 #include <asio/this_coro.hpp>
 
 #include "coronet/detail/io.hpp"
+#include "coronet/detail/timed.hpp"
+#include "coronet/with_timeout.hpp"
 
 namespace coronet {
 
@@ -27,18 +29,24 @@ asio::awaitable<result<tcp_stream>> tcp_stream::connect(endpoint remote, connect
     socket.bind(options.local->tcp(), ec);
     if (ec) co_return detail::to_coronet_error(ec);
   }
-  std::tie(ec) = co_await socket.async_connect(remote.tcp(), detail::use_nothrow);
+  const auto native = remote.tcp();
+  std::tie(ec) = co_await detail::with_limit(
+      [&](auto token) { return socket.async_connect(native, std::move(token)); }, options.limit);
   if (ec) co_return detail::to_coronet_error(ec);
   co_return tcp_stream(std::move(socket));
 }
 
 asio::awaitable<result<tcp_stream>> tcp_stream::connect(std::string host_port,
                                                         connect_options options) {
-  auto addresses = co_await resolve(std::move(host_port));
+  const detail::deadline until(options.limit);
+  auto addresses = co_await with_timeout(resolve(std::move(host_port)), until.remaining());
   if (!addresses) co_return addresses.error();
   std::error_code last_error;
   for (const auto& address : *addresses) {
-    auto stream = co_await connect(address, options);
+    if (until.expired()) co_return std::make_error_code(std::errc::timed_out);
+    connect_options attempt = options;
+    attempt.limit = until.remaining();
+    auto stream = co_await connect(address, attempt);
     if (stream) co_return stream;
     last_error = stream.error();
   }

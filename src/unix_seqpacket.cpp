@@ -6,6 +6,7 @@
 
 #include "coronet/detail/io.hpp"
 #include "coronet/detail/native_endpoint.hpp"
+#include "coronet/detail/timed.hpp"
 
 namespace coronet {
 namespace {
@@ -22,14 +23,15 @@ unix_seqpacket::unix_seqpacket(protocol::socket socket) noexcept : basic_socket(
   remote_ = detail::from_native(socket_.remote_endpoint(ignored));
 }
 
-asio::awaitable<result<unix_seqpacket>> unix_seqpacket::connect(endpoint remote) {
+asio::awaitable<result<unix_seqpacket>> unix_seqpacket::connect(endpoint remote, timeout limit) {
   if (!remote.is_unix_domain()) co_return make_error_code(errc::wrong_address_family);
   protocol::socket socket(co_await asio::this_coro::executor);
   std::error_code ec;
   socket.open(unix_seqpacket_protocol(), ec);
   if (ec) co_return detail::to_coronet_error(ec);
-  std::tie(ec) = co_await socket.async_connect(
-      detail::to_native(remote, detail::protocol_tag<protocol>{}), detail::use_nothrow);
+  const auto native = detail::to_native(remote, detail::protocol_tag<protocol>{});
+  std::tie(ec) = co_await detail::with_limit(
+      [&](auto token) { return socket.async_connect(native, std::move(token)); }, limit);
   if (ec) co_return detail::to_coronet_error(ec);
   co_return unix_seqpacket(std::move(socket));
 }
@@ -46,18 +48,24 @@ std::pair<unix_seqpacket, unix_seqpacket> unix_seqpacket::socket_pair(
   return {unix_seqpacket(std::move(a)), unix_seqpacket(std::move(b))};
 }
 
-asio::awaitable<io_result> unix_seqpacket::send(asio::const_buffer message) {
+asio::awaitable<io_result> unix_seqpacket::send(asio::const_buffer message, call_timeout limit) {
   if (message.size() == 0)
     co_return io_result(0, std::make_error_code(std::errc::invalid_argument));
-  auto [ec, n] = co_await socket_.async_send(message, 0, detail::use_nothrow);
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) { return socket_.async_send(message, 0, std::move(token)); },
+      limit_for(limit));
   co_return io_result(n, detail::to_coronet_error(ec));
 }
 
-asio::awaitable<datagram_result> unix_seqpacket::recv(asio::mutable_buffer buffer) {
+asio::awaitable<datagram_result> unix_seqpacket::recv(asio::mutable_buffer buffer,
+                                                      call_timeout limit) {
   asio::socket_base::message_flags received_flags = 0;
   // MSG_TRUNC: the kernel returns the message's real length, so truncation is reported.
-  auto [ec, n] =
-      co_await socket_.async_receive(buffer, MSG_TRUNC, received_flags, detail::use_nothrow);
+  auto [ec, n] = co_await detail::with_limit(
+      [&](auto token) {
+        return socket_.async_receive(buffer, MSG_TRUNC, received_flags, std::move(token));
+      },
+      limit_for(limit));
   if (ec) co_return datagram_result(detail::to_coronet_error(ec));
   if (n == 0) co_return datagram_result(make_error_code(errc::eof));  // send() refuses empty ones
   if (n > buffer.size()) {

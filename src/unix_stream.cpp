@@ -5,6 +5,7 @@
 
 #include "coronet/detail/io.hpp"
 #include "coronet/detail/native_endpoint.hpp"
+#include "coronet/detail/timed.hpp"
 
 namespace coronet {
 
@@ -15,12 +16,13 @@ unix_stream::unix_stream(asio::local::stream_protocol::socket socket) noexcept
   remote_ = detail::from_native(socket_.remote_endpoint(ignored));
 }
 
-asio::awaitable<result<unix_stream>> unix_stream::connect(endpoint remote) {
+asio::awaitable<result<unix_stream>> unix_stream::connect(endpoint remote, timeout limit) {
   using protocol = asio::local::stream_protocol;
   if (!remote.is_unix_domain()) co_return make_error_code(errc::wrong_address_family);
   protocol::socket socket(co_await asio::this_coro::executor);
-  auto [ec] = co_await socket.async_connect(
-      detail::to_native(remote, detail::protocol_tag<protocol>{}), detail::use_nothrow);
+  const auto native = detail::to_native(remote, detail::protocol_tag<protocol>{});
+  auto [ec] = co_await detail::with_limit(
+      [&](auto token) { return socket.async_connect(native, std::move(token)); }, limit);
   if (ec) co_return detail::to_coronet_error(ec);
   co_return unix_stream(std::move(socket));
 }

@@ -145,5 +145,6 @@ TEST_CASE("tcp_listener: reuse_port lets two listeners share a port") {
 TEST_CASE("tcp_listener: a Unix-domain endpoint is the wrong family") {
   asio::io_context context;
   CHECK_THROWS_WITH_AS(tcp_listener::bind(context, coronet::endpoint::parse("unix:/tmp/x").value()),
-                       doctest::Contains("cannot listen for TCP on unix:/tmp/x"), std::system_error);
+                       doctest::Contains("cannot listen for TCP on unix:/tmp/x"),
+                       std::system_error);
 }

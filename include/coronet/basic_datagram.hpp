@@ -12,6 +12,7 @@
 #include "coronet/datagram_result.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
+#include "coronet/timeout.hpp"
 
 namespace coronet {
 
@@ -24,6 +25,9 @@ namespace coronet {
 /// Datagrams keep their boundaries: each send is one datagram and each receive returns exactly
 /// one. A datagram larger than the receive buffer is reported as coronet::errc::datagram_truncated
 /// with its real size (see datagram_result), never cut silently.
+///
+/// Timeouts: each operation takes an optional limit; without one it gets the socket's
+/// (set_timeout()). Running out gives std::errc::timed_out; no datagram is lost by it.
 ///
 /// Thread safety: use the socket only from its own executor. One send-side and one
 /// receive-side operation may be in flight at once.
@@ -38,17 +42,18 @@ class basic_datagram : public basic_socket<typename Protocol::socket> {
   /// Errors: std::errc::message_size when it is too large for the protocol,
   /// coronet::errc::wrong_address_family, ...
   /// Cancellation: either the whole datagram was sent or none of it.
-  asio::awaitable<io_result> send_to(asio::const_buffer datagram, const endpoint& to);
+  asio::awaitable<io_result> send_to(asio::const_buffer datagram, const endpoint& to,
+                                     call_timeout limit = {});
 
   /// Receives the next datagram into `buffer`, with its sender.
   /// Cancellation: safe; a datagram that arrives later waits for the next receive.
-  asio::awaitable<datagram_result> recv_from(asio::mutable_buffer buffer);
+  asio::awaitable<datagram_result> recv_from(asio::mutable_buffer buffer, call_timeout limit = {});
 
   /// Sends one datagram to the connected peer.
-  asio::awaitable<io_result> send(asio::const_buffer datagram);
+  asio::awaitable<io_result> send(asio::const_buffer datagram, call_timeout limit = {});
 
   /// Receives the next datagram from the connected peer.
-  asio::awaitable<datagram_result> recv(asio::mutable_buffer buffer);
+  asio::awaitable<datagram_result> recv(asio::mutable_buffer buffer, call_timeout limit = {});
 
   /// The bound address (getsockname), read from the kernel: an unbound socket gets one on its
   /// first send. `0.0.0.0:0` or `unix:` when it has none.

@@ -8,6 +8,7 @@
 #include "coronet/basic_socket.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
+#include "coronet/timeout.hpp"
 
 namespace coronet {
 
@@ -25,11 +26,12 @@ class basic_listener : public basic_socket<asio::basic_socket_acceptor<Protocol>
  public:
   /// Waits for the next connection; the stream lives on the listener's executor.
   /// Cancellation: safe; a connection completed by the kernel stays queued for the next accept().
-  asio::awaitable<result<Stream>> accept();
+  asio::awaitable<result<Stream>> accept(call_timeout limit = {});
 
   /// Waits for the next connection and places its stream on `target`, another thread's
   /// executor for instance.
-  asio::awaitable<result<Stream>> accept(const asio::any_io_executor& target);
+  asio::awaitable<result<Stream>> accept(const asio::any_io_executor& target,
+                                         call_timeout limit = {});
 
   /// The bound endpoint (getsockname), with the real port when bound to port 0.
   const endpoint& local_endpoint() const noexcept { return local_; }

@@ -10,6 +10,7 @@
 #include "coronet/detail/io.hpp"
 #include "coronet/result.hpp"
 #include "coronet/socket_option.hpp"
+#include "coronet/timeout.hpp"
 
 namespace coronet {
 
@@ -65,13 +66,27 @@ class basic_socket {
 
   asio::any_io_executor get_executor() noexcept { return socket_.get_executor(); }
 
+  /// The time limit each operation of this socket gets unless the call passes its own
+  /// (settimeout). An operation that runs out reports std::errc::timed_out. The default is
+  /// no_timeout.
+  void set_timeout(timeout limit) noexcept { timeout_ = limit; }
+
+  /// The limit set_timeout() set (gettimeout).
+  timeout get_timeout() const noexcept { return timeout_; }
+
  protected:
+  // The limit for one call: its own, else the socket's.
+  timeout limit_for(call_timeout limit) const noexcept { return limit.value_or(timeout_); }
+
   explicit basic_socket(AsioSocket socket) noexcept : socket_(std::move(socket)) {}
   basic_socket(basic_socket&&) noexcept = default;
   basic_socket& operator=(basic_socket&&) noexcept = default;
   ~basic_socket() = default;
 
   AsioSocket socket_;
+
+ private:
+  timeout timeout_ = no_timeout;
 };
 
 }  // namespace coronet

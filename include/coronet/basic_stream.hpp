@@ -10,6 +10,7 @@
 #include "coronet/basic_socket.hpp"
 #include "coronet/result.hpp"
 #include "coronet/shutdown_type.hpp"
+#include "coronet/timeout.hpp"
 
 namespace coronet {
 
@@ -20,6 +21,14 @@ namespace coronet {
 /// std::errc::broken_pipe (sending after a reset), std::errc::operation_canceled after close().
 /// Call `.value()` on the outcome for the throwing form.
 ///
+/// Timeouts: each operation takes an optional limit of its own; without one it gets the
+/// socket's (set_timeout()). A limit that passes ends the operation with std::errc::timed_out,
+/// and bytes() still says how much it moved first.
+///
+/// Cancellation: any operation can be cancelled from another coroutine, through the awaiting
+/// coroutine's cancellation slot (a parallel group, `||`, a cancelled parent), or by close().
+/// What each one loses is said on it.
+///
 /// Thread safety: use a stream only from its own executor. One send-side operation and one
 /// receive-side operation may be in flight at once (a reader and a writer coroutine); two sends
 /// or two receives at once are not allowed.
@@ -28,21 +37,24 @@ class basic_stream : public basic_socket<AsioSocket> {
  public:
   /// Sends some of `data` (at least one byte unless `data` is empty); returns how many.
   /// Cancellation: bytes reported are sent; on cancellation none were.
-  asio::awaitable<io_result> send(asio::const_buffer data);
+  asio::awaitable<io_result> send(asio::const_buffer data, call_timeout limit = {});
 
-  /// Sends all of `data`. On failure, bytes() says how many were handed to the kernel first.
-  /// Cancellation: part of `data` may have been sent; bytes() says how much.
-  asio::awaitable<io_result> send_all(asio::const_buffer data);
+  /// Sends all of `data`. On failure, bytes() says how many were handed to the kernel first;
+  /// the limit covers the whole of `data`.
+  /// Cancellation: part of `data` may have been sent; bytes() says how much. Send the rest, or
+  /// give up on the stream: the peer may have a partial message.
+  asio::awaitable<io_result> send_all(asio::const_buffer data, call_timeout limit = {});
 
   /// Receives some bytes into `buffer` (at least one unless `buffer` is empty).
   /// Errors: coronet::errc::eof once the peer has closed and everything was read.
   /// Cancellation: safe, no data is lost; the next recv() gets it.
-  asio::awaitable<io_result> recv(asio::mutable_buffer buffer);
+  asio::awaitable<io_result> recv(asio::mutable_buffer buffer, call_timeout limit = {});
 
   /// Fills all of `buffer`. On failure, bytes() says how many arrived first (eof mid-way gives
-  /// coronet::errc::eof with bytes() < buffer.size()).
-  /// Cancellation: bytes received before it are in `buffer`, and bytes() says how many.
-  asio::awaitable<io_result> recv_exact(asio::mutable_buffer buffer);
+  /// coronet::errc::eof with bytes() < buffer.size()); the limit covers the whole buffer.
+  /// Cancellation: bytes received before it are in `buffer`, and bytes() says how many; nothing
+  /// else is lost. Continue with a recv_exact() for the rest.
+  asio::awaitable<io_result> recv_exact(asio::mutable_buffer buffer, call_timeout limit = {});
 
   /// Shuts down one or both directions. `shutdown_type::send` is the half-close: the peer reads
   /// eof after everything sent so far, and this side can still receive.

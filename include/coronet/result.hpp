@@ -85,6 +85,10 @@ class [[nodiscard]] io_result {
             std::error_code error = {}) noexcept  // NOLINT(google-explicit-constructor)
       : bytes_(bytes), error_(error) {}
 
+  /// A failure before any byte moved.
+  io_result(std::error_code error) noexcept  // NOLINT(google-explicit-constructor)
+      : bytes_(0), error_(error) {}
+
   /// True when the operation completed without error.
   explicit operator bool() const noexcept { return !error_; }
   bool has_value() const noexcept { return !error_; }

@@ -11,13 +11,16 @@
 #include "coronet/basic_stream.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
+#include "coronet/timeout.hpp"
 
 namespace coronet {
 
 /// How tcp_stream::connect() sets up the socket before connecting.
 struct connect_options {
   /// Bind to this local endpoint first (a source address; port 0 picks a free port).
-  std::optional<endpoint> local;
+  std::optional<endpoint> local{};
+  /// How long the whole connect may take: for a host name, the lookup and every address tried.
+  timeout limit = no_timeout;
 };
 
 /// A connected TCP stream.
@@ -49,13 +52,15 @@ class tcp_stream : public basic_stream<asio::ip::tcp::socket> {
   ~tcp_stream() = default;
 
   /// Connects to `remote` on the calling coroutine's executor.
-  /// Errors: std::errc::connection_refused, std::errc::network_unreachable, ...; a bad
+  /// Errors: std::errc::connection_refused, std::errc::network_unreachable,
+  /// std::errc::timed_out when `options.limit` passes first (a peer that never answers); a bad
   /// `options.local` gives the bind error (std::errc::address_in_use, ...).
   /// Cancellation: the connection attempt is abandoned and its socket closed.
   static asio::awaitable<result<tcp_stream>> connect(endpoint remote, connect_options options = {});
 
   /// Resolves `host_port` (`localhost:80`, `[::1]:80`) and connects to each address in turn
-  /// until one accepts. Errors: resolve()'s errors, or the last address's connect error.
+  /// until one accepts, all within `options.limit`. Errors: resolve()'s errors, the last
+  /// address's connect error, or std::errc::timed_out when the limit ran out first.
   static asio::awaitable<result<tcp_stream>> connect(std::string host_port,
                                                      connect_options options = {});
 

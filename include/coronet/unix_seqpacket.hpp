@@ -14,6 +14,7 @@
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
 #include "coronet/shutdown_type.hpp"
+#include "coronet/timeout.hpp"
 
 namespace coronet {
 
@@ -26,6 +27,9 @@ namespace coronet {
 /// Errors: as for streams (coronet::errc::eof once the peer has closed, ...), plus
 /// coronet::errc::datagram_truncated when a message is larger than the receive buffer (the
 /// rest of that message is gone; datagram_result::size() tells its real size).
+///
+/// Timeouts: send() and recv() take an optional limit, else the socket's (set_timeout());
+/// running out gives std::errc::timed_out and loses no message.
 ///
 /// Thread safety: use it only from its own executor; one send and one recv may be in flight
 /// at once.
@@ -40,7 +44,8 @@ class unix_seqpacket : public basic_socket<asio::generic::seq_packet_protocol::s
 
   /// Connects to the seqpacket listener at `remote`, on the calling coroutine's executor.
   /// Errors: as unix_stream::connect().
-  static asio::awaitable<result<unix_seqpacket>> connect(endpoint remote);
+  static asio::awaitable<result<unix_seqpacket>> connect(endpoint remote,
+                                                         timeout limit = no_timeout);
 
   /// Two seqpacket sockets connected to each other (socketpair). Throws std::system_error
   /// when the descriptors cannot be had.
@@ -52,12 +57,12 @@ class unix_seqpacket : public basic_socket<asio::generic::seq_packet_protocol::s
   /// std::errc::invalid_argument for an empty message, which the receiver could not tell from
   /// the end of the connection.
   /// Cancellation: the message was sent whole or not at all.
-  asio::awaitable<io_result> send(asio::const_buffer message);
+  asio::awaitable<io_result> send(asio::const_buffer message, call_timeout limit = {});
 
   /// Receives exactly one message into `buffer`.
   /// Errors: coronet::errc::eof after the peer closed; coronet::errc::datagram_truncated.
   /// Cancellation: safe; the next message waits for the next recv().
-  asio::awaitable<datagram_result> recv(asio::mutable_buffer buffer);
+  asio::awaitable<datagram_result> recv(asio::mutable_buffer buffer, call_timeout limit = {});
 
   /// Shuts down one or both directions; after shutdown_type::send the peer's recv() reads eof.
   result<void> shutdown(shutdown_type what = shutdown_type::send);

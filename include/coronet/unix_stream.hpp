@@ -10,6 +10,7 @@
 #include "coronet/basic_stream.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
+#include "coronet/timeout.hpp"
 
 namespace coronet {
 
@@ -36,8 +37,9 @@ class unix_stream : public basic_stream<asio::local::stream_protocol::socket> {
   /// Connects to the Unix-domain socket at `remote` (`unix:/path` or `unix:@name`), on the
   /// calling coroutine's executor.
   /// Errors: std::errc::no_such_file_or_directory (no socket file), std::errc::connection_refused
-  /// (a file nobody listens on), coronet::errc::wrong_address_family for an IP endpoint.
-  static asio::awaitable<result<unix_stream>> connect(endpoint remote);
+  /// (a file nobody listens on), coronet::errc::wrong_address_family for an IP endpoint,
+  /// std::errc::timed_out when `limit` passes first.
+  static asio::awaitable<result<unix_stream>> connect(endpoint remote, timeout limit = no_timeout);
 
   /// Two streams connected to each other (socketpair(AF_UNIX, SOCK_STREAM)).
   /// Throws std::system_error when the descriptors cannot be had (EMFILE, ...).
