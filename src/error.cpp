@@ -32,6 +32,8 @@ class coronet_category final : public std::error_category {
       case errc::wrong_address_family:
         return "endpoint is of the wrong address family for this socket";
       case errc::not_a_socket_file: return "path exists and is not a socket (it is left untouched)";
+      case errc::line_too_long: return "line longer than the reader's limit";
+      case errc::unexpected_eof: return "the stream ended in the middle of a line or message";
     }
     return "unknown coronet error " + std::to_string(value);
   }

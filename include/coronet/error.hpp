@@ -24,6 +24,8 @@ enum class errc {
   icmp_not_permitted,   ///< neither a raw nor an unprivileged (ping) ICMP socket is allowed
   wrong_address_family,  ///< an endpoint of another family (a Unix path given to TCP, ...)
   not_a_socket_file,     ///< a Unix socket path names an existing file that is not a socket
+  line_too_long,         ///< a line (or a read_until() piece) longer than the reader's limit
+  unexpected_eof,        ///< the stream ended in the middle of a line or message
 };
 
 /// The category of coronet::errc; its name is "coronet".
