@@ -4,17 +4,15 @@
 // Run:    build/bin/echo_server --tcp 127.0.0.1:7000 --udp 127.0.0.1:7000 --unix /tmp/echo.sock
 // Pair:   build/bin/echo_client --target 127.0.0.1:7000   (or: nc 127.0.0.1 7000,
 //         nc -u 127.0.0.1 7000, nc -U /tmp/echo.sock)
-// Stop:   Ctrl-C or SIGTERM: stops accepting, closes the connections, removes the socket
-//         files it created, exits 0.
+// Stop:   Ctrl-C or SIGTERM: stops accepting, gives live connections --grace seconds (1) to
+//         finish, closes the rest, removes the socket files it created, exits 0.
 //
 // Exit codes: 0 after a signal; 1 when an address is malformed or cannot be bound (one line
 // on stderr); 2 for a command-line mistake (usage on stderr).
 
 #include <array>
 #include <csignal>
-#include <functional>
 #include <iostream>
-#include <list>
 #include <string>
 #include <vector>
 
@@ -29,55 +27,23 @@
 
 namespace {
 
-// The live sessions, so that a signal can close them. Used from the one thread that runs the
-// io_context.
-class session_registry {
- public:
-  // Keeps `stream` listed for as long as the returned guard lives.
-  class entry {
-   public:
-    template <class Stream>
-    entry(session_registry& registry, Stream& stream)
-        : registry_(registry),
-          position_(
-              registry.closers_.insert(registry.closers_.end(), [&stream] { stream.close(); })) {
-      // A connection accepted just before the stop signal must not outlive it.
-      if (registry.stopping_) stream.close();
-    }
-    entry(const entry&) = delete;
-    entry& operator=(const entry&) = delete;
-    ~entry() { registry_.closers_.erase(position_); }
-
-   private:
-    session_registry& registry_;
-    std::list<std::function<void()>>::iterator position_;
-  };
-
-  void close_all() {
-    stopping_ = true;
-    for (auto& close : closers_) close();
-  }
-
- private:
-  bool stopping_ = false;
-  std::list<std::function<void()>> closers_;
-};
-
-// One stream connection (TCP or Unix): echo until the peer closes, then close with FIN.
+// One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
+// peer silent for `idle` is closed.
 template <class Stream>
-asio::awaitable<void> echo_session(Stream stream, session_registry& sessions) {
-  const session_registry::entry listed(sessions, stream);
+asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) {
   const auto peer = stream.remote_endpoint().to_string();
   coronet::log().debug("{}: connected", peer);
 
   std::array<char, 16 * 1024> buffer;
   for (;;) {
-    auto got = co_await stream.recv(asio::buffer(buffer));
+    auto got = co_await stream.recv(asio::buffer(buffer), idle);
     if (!got) {
       if (got.error() == coronet::errc::eof) {
         // Everything received was echoed: answer the peer's FIN with ours.
         (void)stream.shutdown(coronet::shutdown_type::send);
         coronet::log().debug("{}: closed by peer", peer);
+      } else if (got.error() == std::errc::timed_out) {
+        coronet::log().debug("{}: idle, closing", peer);
       } else {
         coronet::log().debug("{}: receive failed: {}", peer, got.error().message());
       }
@@ -100,13 +66,14 @@ bool is_resource_shortage(const std::error_code& ec) {
 }
 
 template <class Listener>
-asio::awaitable<void> accept_loop(Listener& listener, session_registry& sessions) {
+asio::awaitable<void> accept_loop(Listener& listener, coronet::task_group& sessions,
+                                  coronet::timeout idle) {
   const auto executor = co_await asio::this_coro::executor;
   const auto where = listener.local_endpoint().to_string();
   while (listener.is_open()) {
     auto stream = co_await listener.accept();
     if (stream) {
-      coronet::spawn(executor, echo_session(std::move(*stream), sessions), "echo session");
+      sessions.spawn(echo_session(std::move(*stream), idle), "echo session");
       continue;
     }
     if (stream.error() == std::errc::operation_canceled) break;
@@ -145,10 +112,13 @@ struct listen_request {
 
 // Everything the server serves with, so that a signal can stop it all.
 struct server {
+  explicit server(asio::io_context& context) : sessions(context.get_executor()) {}
+
   std::vector<coronet::tcp_listener> tcp;
   std::vector<coronet::udp_socket> udp;
   std::vector<coronet::unix_listener> unix_listeners;
-  session_registry sessions;
+  coronet::task_group sessions;
+  coronet::timeout idle = coronet::no_timeout;
 
   // Binds one request; returns its ready line. Throws std::runtime_error with the reason.
   std::string bind(asio::io_context& context, const listen_request& request) {
@@ -182,17 +152,21 @@ struct server {
   }
 
   void start(const asio::any_io_executor& executor) {
-    for (auto& l : tcp) coronet::spawn(executor, accept_loop(l, sessions), "tcp accept loop");
-    for (auto& l : unix_listeners)
-      coronet::spawn(executor, accept_loop(l, sessions), "unix accept loop");
+    for (auto& l : tcp) coronet::spawn(executor, accept_loop(l, sessions, idle), "tcp accept loop");
+    for (auto& l : unix_listeners) {
+      coronet::spawn(executor, accept_loop(l, sessions, idle), "unix accept loop");
+    }
     for (auto& s : udp) coronet::spawn(executor, udp_echo(s), "udp echo");
   }
 
-  void stop() {
+  // The graceful stop: no new connections, `grace` for the live ones to finish, then the rest
+  // are cancelled; returns once every session has ended.
+  asio::awaitable<void> stop(coronet::timeout grace) {
     for (auto& l : tcp) l.close();
     for (auto& l : unix_listeners) l.close();  // removes the socket files
     for (auto& s : udp) s.close();
-    sessions.close_all();
+    const auto cut = co_await sessions.stop(grace);
+    coronet::log().info("stopped: {} session(s) cut off after the grace period", cut);
   }
 };
 
@@ -205,6 +179,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> unix_paths;
   unsigned threads = 1;
   std::string log_level = "info";
+  double idle_seconds = 0;
+  double grace_seconds = 1;
   // One value per occurrence, so that a stray word is an error rather than another address.
   auto* tcp_option =
       app.add_option("--tcp", tcp_addresses, "TCP on ADDR (127.0.0.1:0, [::1]:7000); repeatable")
@@ -219,6 +195,14 @@ int main(int argc, char** argv) {
                           ->allow_extra_args(false);
   app.add_option("--threads", threads, "worker threads (this version runs everything on one)")
       ->check(CLI::Range(1U, 1024U));
+  auto* idle_option = app.add_option("--idle-timeout", idle_seconds,
+                                     "close a connection silent for SECS (default: never)")
+                          ->type_name("SECS")
+                          ->check(CLI::PositiveNumber);
+  app.add_option("--grace", grace_seconds,
+                 "on SIGINT/SIGTERM, give live connections SECS to finish")
+      ->type_name("SECS")
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   try {
@@ -246,7 +230,11 @@ int main(int argc, char** argv) {
   coronet::set_log_level(coronet::parse_log_level(log_level).value());
 
   asio::io_context context(1);
-  server echo;
+  server echo(context);
+  const auto seconds = [](double s) {
+    return std::chrono::duration_cast<coronet::timeout::duration>(std::chrono::duration<double>(s));
+  };
+  if (idle_option->count() > 0) echo.idle = seconds(idle_seconds);
   std::vector<std::string> ready_lines;
   try {
     for (const auto& request : requests) ready_lines.push_back(echo.bind(context, request));
@@ -267,7 +255,7 @@ int main(int argc, char** argv) {
   signals.async_wait([&](const std::error_code& ec, int signal) {
     if (ec) return;
     coronet::log().info("signal {}: stopping", signal);
-    echo.stop();
+    coronet::spawn(context.get_executor(), echo.stop(seconds(grace_seconds)), "graceful stop");
   });
 
   context.run();

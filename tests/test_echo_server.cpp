@@ -146,6 +146,8 @@ TEST_CASE("echo_server: usage errors exit 2 with the usage on stderr") {
       {"--tcp", "127.0.0.1:0", "--threads", "0"},
       {"--tcp", "127.0.0.1:0", "--log-level", "loud"},
       {"--tcp", "127.0.0.1:0", "stray"},
+      {"--tcp", "127.0.0.1:0", "--idle-timeout", "0"},  // no timeout is spelled by leaving it out
+      {"--tcp", "127.0.0.1:0", "--grace", "-1"},
   };
   for (const auto& args : cases) {
     std::string shown;
@@ -391,4 +393,66 @@ TEST_CASE("echo_server: bad --udp and --unix values exit 1 with one stderr line"
   const auto first = std::string(dir.socket("first.sock").path());
   check_setup_failure({"--unix", first, "--udp", "127.0.0.1"}, "no port");
   CHECK_FALSE(std::filesystem::exists(first));
+}
+
+namespace {
+
+// Keeps echoing small messages every 100 ms for `rounds`, so it is never idle for long.
+asio::awaitable<void> chatty_client(coronet::endpoint server, int rounds, bool& ok) {
+  auto stream = co_await tcp_stream::connect(server);
+  REQUIRE(stream);
+  std::array<char, 4> back{};
+  ok = true;
+  for (int i = 0; i < rounds && ok; ++i) {
+    ok = (co_await stream->send_all(asio::buffer(std::string_view("ping")))) &&
+         (co_await stream->recv_exact(asio::buffer(back)));
+    co_await test::sleep_for(100ms);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("echo_server: --idle-timeout closes a silent connection while an active one is served") {
+  child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--idle-timeout", "0.5"});
+  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  test::run([&]() -> asio::awaitable<void> {
+    auto silent = co_await tcp_stream::connect(where);
+    REQUIRE(silent);
+    bool chatty_ok = false;
+    coronet::spawn(co_await asio::this_coro::executor, chatty_client(where, 15, chatty_ok),
+                   "chatty");
+    std::array<char, 4> buffer{};
+    // The server closes the silent one (eof) without it sending a byte.
+    auto end = co_await silent->recv(asio::buffer(buffer), 5s);
+    CHECK(end.error() == coronet::errc::eof);
+    co_await test::sleep_for(1200ms);  // the chatty client has run 1.5 s, past the idle limit
+    CHECK(chatty_ok);
+  });
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(2s) == 0);
+}
+
+TEST_CASE("echo_server: on SIGTERM a session mid-transfer gets the grace period to finish") {
+  child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--grace", "1.5"});
+  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  test::run([&]() -> asio::awaitable<void> {
+    auto stream = co_await tcp_stream::connect(where);
+    REQUIRE(stream);
+    // A round trip first: a connection still in the kernel's backlog is reset when the listener
+    // closes; the grace period is for sessions already running.
+    std::array<char, 10> back{};
+    CHECK(co_await stream->send_all(asio::buffer(std::string_view("session up"))));
+    CHECK(co_await stream->recv_exact(asio::buffer(back), 2s));
+    server.send_signal(SIGTERM);
+    co_await test::sleep_for(200ms);
+    // Stopped accepting, but the live connection is still echoed within the grace period.
+    CHECK((co_await tcp_stream::connect(where)).error() == std::errc::connection_refused);
+    CHECK(co_await stream->send_all(asio::buffer(std::string_view("still here"))));
+    CHECK(co_await stream->recv_exact(asio::buffer(back), 2s));
+    // Once the grace period is over it is closed, and the server exits 0.
+    auto end = co_await stream->recv(asio::buffer(back), 3s);
+    CHECK(end.error() == coronet::errc::eof);
+  });
+  CHECK(server.wait(2s) == 0);
+  CHECK(server.read_all_stderr(1s).find("1 session(s) cut off") != std::string::npos);
 }

@@ -14,6 +14,7 @@
 #include "coronet/shutdown_type.hpp"
 #include "coronet/socket_option.hpp"
 #include "coronet/spawn.hpp"
+#include "coronet/task_group.hpp"
 #include "coronet/tcp_listener.hpp"
 #include "coronet/tcp_stream.hpp"
 #include "coronet/timeout.hpp"
