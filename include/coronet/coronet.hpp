@@ -14,6 +14,8 @@
 #include "coronet/shutdown_type.hpp"
 #include "coronet/socket_option.hpp"
 #include "coronet/spawn.hpp"
+#include "coronet/stream_reader.hpp"
+#include "coronet/stream_writer.hpp"
 #include "coronet/task_group.hpp"
 #include "coronet/tcp_listener.hpp"
 #include "coronet/tcp_stream.hpp"
