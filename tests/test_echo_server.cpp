@@ -42,39 +42,12 @@ coronet::endpoint ready_endpoint(const std::optional<std::string>& line,
   return *ep;
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    auto end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
-struct run_outcome {
-  std::optional<int> exit_code;
-  std::string out;
-  std::string err;
-};
-
-run_outcome run_to_exit(const std::vector<std::string>& args) {
-  child_process child(echo_server, args);
-  run_outcome r;
-  r.out = child.read_all_stdout(5s);
-  r.err = child.read_all_stderr(5s);
-  r.exit_code = child.wait(5s);
-  return r;
-}
-
 // One line on stderr, `echo_server: ...`, nothing on stdout, exit 1.
 void check_setup_failure(const std::vector<std::string>& args, const std::string& reason_part) {
-  const auto r = run_to_exit(args);
+  const auto r = coronet::test::run_to_exit(echo_server, args);
   CHECK(r.exit_code == 1);
   CHECK(r.out.empty());
-  const auto err_lines = lines_of(r.err);
+  const auto err_lines = coronet::test::lines_of(r.err);
   REQUIRE(err_lines.size() == 1);
   CHECK(err_lines[0].rfind("echo_server: ", 0) == 0);
   CHECK_MESSAGE(err_lines[0].find(reason_part) != std::string::npos, err_lines[0]);
@@ -153,7 +126,7 @@ TEST_CASE("echo_server: usage errors exit 2 with the usage on stderr") {
     std::string shown;
     for (const auto& a : args) shown += a + ' ';
     CAPTURE(shown);
-    const auto r = run_to_exit(args);
+    const auto r = coronet::test::run_to_exit(echo_server, args);
     CHECK(r.exit_code == 2);
     CHECK(r.out.empty());
     CHECK(r.err.find("--tcp") != std::string::npos);  // the usage names the options

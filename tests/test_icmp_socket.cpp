@@ -113,31 +113,8 @@ std::uint16_t internet_checksum(const unsigned char* data, std::size_t size) {
   return static_cast<std::uint16_t>(~sum);
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    auto end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
-struct run_outcome {
-  std::optional<int> exit_code;
-  std::string out;
-  std::string err;
-};
-
-run_outcome run_ping(const std::vector<std::string>& args) {
-  child_process child(ping_program, args);
-  run_outcome r;
-  r.out = child.read_all_stdout(10s);
-  r.err = child.read_all_stderr(5s);
-  r.exit_code = child.wait(5s);
-  return r;
+coronet::test::run_outcome run_ping(const std::vector<std::string>& args) {
+  return coronet::test::run_to_exit(ping_program, args, 10s);
 }
 
 }  // namespace
@@ -320,7 +297,7 @@ TEST_CASE("icmp_socket: the ping example pings 127.0.0.1 three times and exits 0
   const auto r = run_ping({"-c", "3", "-i", "0.2", "127.0.0.1"});
   CHECK(r.exit_code == 0);
   CHECK(r.err.empty());
-  const auto lines = lines_of(r.out);
+  const auto lines = coronet::test::lines_of(r.out);
   REQUIRE_FALSE(lines.empty());
   CHECK(lines[0].rfind("PING 127.0.0.1 (127.0.0.1) 56(84) bytes of data", 0) == 0);
   std::vector<std::string> replies;
@@ -353,7 +330,7 @@ TEST_CASE("icmp_socket: the ping example exits 2 for a host that does not resolv
   const auto r = run_ping({"-c", "1", "no-such-host.invalid"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.empty());
-  const auto err_lines = lines_of(r.err);
+  const auto err_lines = coronet::test::lines_of(r.err);
   REQUIRE_MESSAGE(err_lines.size() == 1, r.err);
   CHECK(err_lines[0].rfind("ping: no-such-host.invalid: ", 0) == 0);
 }
@@ -366,7 +343,7 @@ TEST_CASE("icmp_socket: the ping example exits 2 when ping sockets are not permi
   const auto r = run_ping({"-c", "1", "--mode", "datagram", "127.0.0.1"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.empty());
-  const auto err_lines = lines_of(r.err);
+  const auto err_lines = coronet::test::lines_of(r.err);
   REQUIRE_MESSAGE(err_lines.size() == 1, r.err);
   CHECK(err_lines[0].rfind("ping: ", 0) == 0);
   CHECK(err_lines[0].find("ping_group_range") != std::string::npos);

@@ -4,8 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <spdlog/sinks/ostream_sink.h>
-
+#include "support/log_capture.hpp"
 #include "support/run.hpp"
 
 namespace {
@@ -21,26 +20,10 @@ asio::awaitable<void> succeeds(bool& finished) {
   co_return;
 }
 
-// Captures what the coronet logger writes while it lives.
-class log_capture {
- public:
-  log_capture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(text_)) {
-    coronet::log().sinks().push_back(sink_);
-  }
-  log_capture(const log_capture&) = delete;
-  log_capture& operator=(const log_capture&) = delete;
-  ~log_capture() { coronet::log().sinks().pop_back(); }
-  std::string text() const { return text_.str(); }
-
- private:
-  std::ostringstream text_;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-};
-
 }  // namespace
 
 TEST_CASE("spawn: an exception escaping the task is logged with the task's name - not lost") {
-  const log_capture captured;
+  const coronet::test::log_capture captured;
   asio::io_context context;
   bool started = false;
   coronet::spawn(context.get_executor(), fails(started), "session 7");
@@ -51,7 +34,7 @@ TEST_CASE("spawn: an exception escaping the task is logged with the task's name 
 }
 
 TEST_CASE("spawn: a task that ends normally logs nothing") {
-  const log_capture captured;
+  const coronet::test::log_capture captured;
   asio::io_context context;
   bool finished = false;
   coronet::spawn(context.get_executor(), succeeds(finished), "quiet");

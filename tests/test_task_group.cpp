@@ -4,8 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <spdlog/sinks/ostream_sink.h>
-
+#include "support/log_capture.hpp"
 #include "support/run.hpp"
 
 using namespace std::chrono_literals;
@@ -45,21 +44,6 @@ asio::awaitable<void> throws() {
   co_await test::sleep_for(1ms);
   throw std::runtime_error("broken session");
 }
-
-class log_capture {
- public:
-  log_capture() : sink_(std::make_shared<spdlog::sinks::ostream_sink_mt>(text_)) {
-    coronet::log().sinks().push_back(sink_);
-  }
-  log_capture(const log_capture&) = delete;
-  log_capture& operator=(const log_capture&) = delete;
-  ~log_capture() { coronet::log().sinks().pop_back(); }
-  std::string text() const { return text_.str(); }
-
- private:
-  std::ostringstream text_;
-  std::shared_ptr<spdlog::sinks::ostream_sink_mt> sink_;
-};
 
 }  // namespace
 
@@ -103,7 +87,7 @@ TEST_CASE("task_group: after the grace period the rest are cancelled and every o
 }
 
 TEST_CASE("task_group: a task that awaits again after cancellation still ends and logs no error") {
-  const log_capture captured;
+  const coronet::test::log_capture captured;
   test::run([]() -> asio::awaitable<void> {
     task_group group(co_await asio::this_coro::executor);
     int reached = 0;
@@ -116,7 +100,7 @@ TEST_CASE("task_group: a task that awaits again after cancellation still ends an
 }
 
 TEST_CASE("task_group: an exception escaping a task is logged with its name") {
-  const log_capture captured;
+  const coronet::test::log_capture captured;
   test::run([]() -> asio::awaitable<void> {
     task_group group(co_await asio::this_coro::executor);
     group.spawn(throws(), "session 9");

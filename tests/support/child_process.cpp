@@ -131,4 +131,26 @@ std::optional<int> child_process::wait(std::chrono::milliseconds timeout) {
   return status_;
 }
 
+run_outcome run_to_exit(const std::string& program, const std::vector<std::string>& args,
+                        std::chrono::milliseconds timeout) {
+  child_process child(program, args);
+  run_outcome r;
+  r.out = child.read_all_stdout(timeout);
+  r.err = child.read_all_stderr(timeout);
+  r.exit_code = child.wait(timeout);
+  return r;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace coronet::test

@@ -46,4 +46,19 @@ class child_process {
   std::optional<int> status_;
 };
 
+/// What a program printed and how it ended.
+struct run_outcome {
+  std::optional<int> exit_code;  ///< nullopt: still running when the wait ended
+  std::string out;
+  std::string err;
+};
+
+/// Runs `program` with `args` to its end, collecting stdout and stderr; each step waits at most
+/// `timeout`.
+run_outcome run_to_exit(const std::string& program, const std::vector<std::string>& args,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+/// `text` split at each "\n" (the newline dropped, no empty line after a final one).
+std::vector<std::string> lines_of(const std::string& text);
+
 }  // namespace coronet::test
