@@ -25,8 +25,8 @@ struct task_group::state {
   };
 
   asio::any_io_executor executor;
-  std::list<task> tasks;         // a list: each signal must stay where its slot points
-  asio::steady_timer changed;    // woken when the last task ends
+  std::list<task> tasks;       // a list: each signal must stay where its slot points
+  asio::steady_timer changed;  // woken when the last task ends
   bool stopping = false;
 };
 
