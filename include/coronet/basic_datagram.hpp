@@ -29,8 +29,8 @@ namespace coronet {
 /// Timeouts: each operation takes an optional limit; without one it gets the socket's
 /// (set_timeout()). Running out gives std::errc::timed_out; no datagram is lost by it.
 ///
-/// Thread safety: use the socket only from its own executor. One send-side and one
-/// receive-side operation may be in flight at once.
+/// Thread safety: every method only from the socket's own executor (see basic_socket). One
+/// send-side and one receive-side operation may be in flight at once.
 template <class Protocol>
 class basic_datagram : public basic_socket<typename Protocol::socket> {
  public:

@@ -16,7 +16,10 @@ namespace coronet {
 
 /// The operations shared by all coronet sockets, over the Asio socket or acceptor they own.
 ///
-/// Thread safety: like the derived class, use it only from the socket's own executor.
+/// Thread safety: every method, close() and the destructor included, only from the socket's
+/// own executor, which must run one handler at a time (an io_context run by one thread, or a
+/// strand). Asio sockets are not safe for concurrent use: close() from another thread is a data
+/// race, so post it to the socket's executor instead.
 template <class AsioSocket>
 class basic_socket {
  public:

@@ -15,6 +15,9 @@ namespace coronet {
 /// A datagram larger than the buffer is never cut silently: the outcome is the error
 /// coronet::errc::datagram_truncated, bytes() says how much of it is in the buffer (all the
 /// buffer held) and size() its real size. The rest of that datagram is gone.
+///
+/// Thread safety: a value type: const methods are safe from any thread on a shared object;
+/// assigning to one needs exclusive access.
 class [[nodiscard]] datagram_result : public io_result {
  public:
   datagram_result(std::size_t bytes, std::size_t size, endpoint sender,

@@ -25,8 +25,8 @@ enum class ip_family { v4, v6 };
 /// A socket address: an IPv4 or IPv6 address with a port, or a Unix-domain socket's path
 /// (`@name` for a Linux abstract name, which lives in no filesystem).
 ///
-/// Thread safety: a value type; distinct objects are safe from any thread, and one object is
-/// safe from several threads as long as none of them modifies it.
+/// Thread safety: a value type: the static factories are safe from any thread, and so are the
+/// const methods on a shared object; modifying one (assignment) needs exclusive access.
 ///
 /// Example:
 ///
@@ -93,10 +93,12 @@ class endpoint {
   std::array<char, 108> path_{};
 };
 
-/// Writes `e.to_string()`.
+/// Writes `e.to_string()`. Thread safety: reads `e` as a const method does; `out` needs
+/// exclusive access.
 std::ostream& operator<<(std::ostream& out, const endpoint& e);
 
 /// A `HOST:PORT` text split in two, where HOST may be a name: `localhost:80`, `[::1]:80`.
+/// Thread safety: a value type, as endpoint; parse() is safe from any thread.
 struct host_port {
   std::string host;  ///< without brackets
   std::uint16_t port = 0;
@@ -112,6 +114,7 @@ struct host_port {
 /// Returns at least one endpoint, in the resolver's order and without duplicates. Errors: the
 /// syntax errors of host_port::parse, or the resolver's (asio::error::host_not_found, ...).
 /// Cancellation: cancelling the awaiting coroutine cancels the lookup; nothing is lost.
+/// Thread safety: safe from any coroutine, several at once: each call has its own resolver.
 asio::awaitable<result<std::vector<endpoint>>> resolve(std::string host_port);
 
 }  // namespace coronet

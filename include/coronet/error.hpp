@@ -29,10 +29,11 @@ enum class errc {
 };
 
 /// The category of coronet::errc; its name is "coronet".
+/// Thread safety: safe from any thread; the category holds no state.
 const std::error_category& error_category() noexcept;
 
 /// Makes an error_code in coronet's category (found by ADL, so `std::error_code ec = errc::eof;`
-/// works).
+/// works). Thread safety: safe from any thread.
 std::error_code make_error_code(errc e) noexcept;
 
 }  // namespace coronet

@@ -44,8 +44,8 @@ enum class icmp_mode {
 /// Cancellation: recv_echo() is cancel-safe: nothing is lost but the reply being waited for
 /// (later replies stay queued for the next call). send_echo() either sent the request or not.
 ///
-/// Thread safety: use it only from its own executor; one send and one receive may be in flight
-/// at once.
+/// Thread safety: open() is safe from any thread; every other method only from the socket's
+/// own executor (see basic_socket), with one send and one receive in flight at most.
 ///
 /// Example:
 ///
@@ -67,6 +67,7 @@ class icmp_socket : public basic_socket<asio::generic::datagram_protocol::socket
   /// Opens an ICMP socket of `family` in `mode` (automatic: raw, else datagram when raw is
   /// refused). Errors: coronet::errc::icmp_not_permitted when no mode tried is allowed;
   /// std::errc::address_family_not_supported when the host has no IPv6; the kernel's.
+  /// Thread safety: safe from any thread; the socket belongs to `executor`.
   static result<icmp_socket> open(const asio::any_io_executor& executor, ip_family family,
                                   icmp_mode mode = icmp_mode::automatic);
 

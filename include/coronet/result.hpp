@@ -18,6 +18,10 @@
 namespace coronet {
 
 /// Either a T or the error_code that says why there is none.
+///
+/// Thread safety: a value type: const methods are safe from any thread on a shared object (as
+/// far as T's are); modifying it, or its value through a non-const accessor, needs exclusive
+/// access.
 template <class T>
 class [[nodiscard]] result {
  public:
@@ -56,6 +60,7 @@ class [[nodiscard]] result {
 };
 
 /// The outcome of an operation that returns nothing but may fail.
+/// Thread safety: as result<T>.
 template <>
 class [[nodiscard]] result<void> {
  public:
@@ -79,6 +84,9 @@ class [[nodiscard]] result<void> {
 ///
 /// `bytes()` is meaningful on failure too: a `send_all()` cut off by a reset reports what
 /// reached the socket before it, a `recv_exact()` hitting eof reports what it had read.
+///
+/// Thread safety: a value type: const methods are safe from any thread on a shared object;
+/// assigning to one needs exclusive access.
 class [[nodiscard]] io_result {
  public:
   io_result(std::size_t bytes,

@@ -4,6 +4,9 @@
 //
 //     stream.set_option(coronet::option::no_delay{true}).value();
 //     bool on = stream.get_option<coronet::option::no_delay>().value().value;
+//
+// Thread safety: each option is a plain value (safe to read from several threads, written by
+// one); set_option() and get_option() follow their socket's rule.
 
 #include <chrono>
 #include <system_error>

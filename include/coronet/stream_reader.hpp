@@ -46,8 +46,8 @@ struct reader_options {
 /// Cancellation: safe; bytes already received stay in the reader, so a timed-out or cancelled
 /// read_line() or read_until() can be called again and loses nothing.
 ///
-/// Thread safety: use only from the stream's executor, one read at a time. A stream_writer on
-/// the same stream may write meanwhile.
+/// Thread safety: every method only from the stream's executor, one read at a time. A
+/// stream_writer on the same stream may write meanwhile.
 ///
 /// Example:
 ///

@@ -38,8 +38,8 @@ struct writer_options {
 ///
 /// Cancellation: as a failure: bytes() says what the cancelled call moved.
 ///
-/// Thread safety: use only from the stream's executor, one write() or flush() at a time. A
-/// stream_reader on the same stream may read meanwhile.
+/// Thread safety: every method only from the stream's executor, one write() or flush() at a
+/// time. A stream_reader on the same stream may read meanwhile.
 ///
 /// Example:
 ///

@@ -25,7 +25,9 @@ namespace coronet {
 /// while tasks run (they are cancelled and end on their own), but stop() is the way to know
 /// they have ended.
 ///
-/// Thread safety: use a task_group from its executor only; its tasks run there.
+/// Thread safety: constructing one is safe from any thread; every other member, the destructor
+/// included, only from the group's executor, where its tasks run and which must run one handler
+/// at a time (an io_context run by one thread, or a strand).
 ///
 /// Example:
 ///

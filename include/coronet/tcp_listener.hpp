@@ -33,7 +33,8 @@ struct listen_options {
 /// 127.0.0.1:80: Address already in use"; coronet::errc::wrong_address_family for a
 /// Unix-domain endpoint).
 ///
-/// Thread safety: use a tcp_listener only from its own executor.
+/// Thread safety: bind() is safe from any thread; every other method only from the listener's
+/// own executor.
 ///
 /// Example:
 ///
@@ -45,6 +46,7 @@ class tcp_listener : public basic_listener<asio::ip::tcp, tcp_stream> {
  public:
   /// Opens, binds and listens. Port 0 picks a free port: read it back with local_endpoint().
   /// Throws std::system_error when any step fails, naming the step and the endpoint.
+  /// Thread safety: safe from any thread; the listener belongs to `executor` (or `context`).
   static tcp_listener bind(const asio::any_io_executor& executor, const endpoint& local,
                            listen_options options = {});
   static tcp_listener bind(asio::io_context& context, const endpoint& local,

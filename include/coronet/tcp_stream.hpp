@@ -32,7 +32,8 @@ struct connect_options {
 ///
 /// Errors: connect() returns std::errc::connection_refused and the like as values.
 ///
-/// Thread safety: use a tcp_stream only from its own executor (the one it was created on).
+/// Thread safety: connect() is safe from any coroutine; every other method, close() and the
+/// destructor included, only from the stream's own executor (the one its socket was made on).
 ///
 /// Example, an echo session:
 ///
@@ -56,11 +57,13 @@ class tcp_stream : public basic_stream<asio::ip::tcp::socket> {
   /// std::errc::timed_out when `options.limit` passes first (a peer that never answers); a bad
   /// `options.local` gives the bind error (std::errc::address_in_use, ...).
   /// Cancellation: the connection attempt is abandoned and its socket closed.
+  /// Thread safety: safe from any coroutine; the stream belongs to that coroutine's executor.
   static asio::awaitable<result<tcp_stream>> connect(endpoint remote, connect_options options = {});
 
   /// Resolves `host_port` (`localhost:80`, `[::1]:80`) and connects to each address in turn
   /// until one accepts, all within `options.limit`. Errors: resolve()'s errors, the last
   /// address's connect error, or std::errc::timed_out when the limit ran out first.
+  /// Thread safety: as the connect() above.
   static asio::awaitable<result<tcp_stream>> connect(std::string host_port,
                                                      connect_options options = {});
 

@@ -12,6 +12,9 @@ namespace coronet {
 ///     socket.set_timeout(std::chrono::seconds(5));       // every operation of socket
 ///     co_await socket.recv(buf, std::chrono::milliseconds(200));  // this call only
 ///     co_await socket.recv(buf, coronet::no_timeout);    // this call waits as long as it takes
+///
+/// Thread safety: a value type: const methods are safe from any thread on a shared object;
+/// assigning to one needs exclusive access.
 class timeout {
  public:
   using duration = std::chrono::steady_clock::duration;

@@ -35,7 +35,8 @@ struct udp_options {
 /// Errors: bind() and open() throw std::system_error naming the step and the endpoint; the
 /// operations return theirs as values.
 ///
-/// Thread safety: use a udp_socket only from its own executor.
+/// Thread safety: open() and bind() are safe from any thread; every other method only from the
+/// socket's own executor.
 ///
 /// Example, an echo loop:
 ///
@@ -47,10 +48,12 @@ struct udp_options {
 class udp_socket : public basic_datagram<asio::ip::udp> {
  public:
   /// An unbound socket of `family`; the kernel binds it to a free port on its first send.
+  /// Thread safety: safe from any thread; the socket belongs to `executor`.
   static udp_socket open(const asio::any_io_executor& executor, ip_family family = ip_family::v4);
 
   /// A socket bound to `local` (port 0 picks a free port: read it with local_endpoint()).
   /// Throws std::system_error naming the step and the endpoint.
+  /// Thread safety: safe from any thread; the socket belongs to `executor` (or `context`).
   static udp_socket bind(const asio::any_io_executor& executor, const endpoint& local,
                          udp_options options = {});
   static udp_socket bind(asio::io_context& context, const endpoint& local,

@@ -22,18 +22,22 @@ namespace coronet {
 /// `unix:` (unnamed). The socket-file rules of unix_listener apply to bind(), and close() and
 /// the destructor remove the file bind() created.
 ///
-/// Thread safety: use a unix_datagram only from its own executor.
+/// Thread safety: open(), bind() and socket_pair() are safe from any thread; every other method,
+/// close() included, only from the socket's own executor.
 class unix_datagram : public basic_datagram<asio::local::datagram_protocol> {
  public:
   /// An unbound socket: it can send, and receive replies only on a connected pair.
+  /// Thread safety: safe from any thread; the socket belongs to `executor`.
   static unix_datagram open(const asio::any_io_executor& executor);
 
   /// A socket bound to `local` (`unix:/path` or `unix:@name`). Throws std::system_error naming
   /// the step and the path.
+  /// Thread safety: safe from any thread; the socket belongs to `executor` (or `context`).
   static unix_datagram bind(const asio::any_io_executor& executor, const endpoint& local);
   static unix_datagram bind(asio::io_context& context, const endpoint& local);
 
   /// Two datagram sockets connected to each other (socketpair(AF_UNIX, SOCK_DGRAM)).
+  /// Thread safety: safe from any thread; both belong to `executor`.
   static std::pair<unix_datagram, unix_datagram> socket_pair(const asio::any_io_executor& executor);
 
   /// Closes the socket and removes the socket file bind() created. Idempotent.

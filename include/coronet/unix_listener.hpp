@@ -28,7 +28,8 @@ struct unix_listen_options {
 ///
 /// accept() comes from basic_listener; options and the descriptor from basic_socket.
 ///
-/// Thread safety: use a unix_listener only from its own executor.
+/// Thread safety: bind() is safe from any thread; every other method, close() included, only
+/// from the listener's own executor.
 ///
 /// Example:
 ///
@@ -39,6 +40,7 @@ class unix_listener : public basic_listener<asio::local::stream_protocol, unix_s
  public:
   /// Binds to `local` (`unix:/path` or `unix:@name`) by the socket-file rules, and listens.
   /// Throws std::system_error naming the step and the path on failure.
+  /// Thread safety: safe from any thread; the listener belongs to `executor` (or `context`).
   static unix_listener bind(const asio::any_io_executor& executor, const endpoint& local,
                             unix_listen_options options = {});
   static unix_listener bind(asio::io_context& context, const endpoint& local,

@@ -31,8 +31,9 @@ namespace coronet {
 /// Timeouts: send() and recv() take an optional limit, else the socket's (set_timeout());
 /// running out gives std::errc::timed_out and loses no message.
 ///
-/// Thread safety: use it only from its own executor; one send and one recv may be in flight
-/// at once.
+/// Thread safety: connect() is safe from any coroutine and socket_pair() from any thread;
+/// every other method only from the socket's own executor, with one send() and one recv() in
+/// flight at most.
 ///
 /// Not offered: SOCK_RDM. Linux supports reliably-delivered messages only for TIPC (AF_TIPC),
 /// not for Unix-domain or IP sockets; SOCK_SEQPACKET is the Unix-domain socket that keeps
@@ -44,11 +45,13 @@ class unix_seqpacket : public basic_socket<asio::generic::seq_packet_protocol::s
 
   /// Connects to the seqpacket listener at `remote`, on the calling coroutine's executor.
   /// Errors: as unix_stream::connect().
+  /// Thread safety: safe from any coroutine; the socket belongs to that coroutine's executor.
   static asio::awaitable<result<unix_seqpacket>> connect(endpoint remote,
                                                          timeout limit = no_timeout);
 
   /// Two seqpacket sockets connected to each other (socketpair). Throws std::system_error
   /// when the descriptors cannot be had.
+  /// Thread safety: safe from any thread; both belong to `executor`.
   static std::pair<unix_seqpacket, unix_seqpacket> socket_pair(
       const asio::any_io_executor& executor);
 

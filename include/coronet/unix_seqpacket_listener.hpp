@@ -16,12 +16,14 @@ namespace coronet {
 /// A listening Unix-domain seqpacket socket. The socket-file rules and removal are those of
 /// unix_listener; accept() comes from basic_listener.
 ///
-/// Thread safety: use it only from its own executor.
+/// Thread safety: bind() is safe from any thread; every other method, close() included, only
+/// from the listener's own executor.
 class unix_seqpacket_listener
     : public basic_listener<asio::generic::seq_packet_protocol, unix_seqpacket> {
  public:
   /// Binds to `local` (`unix:/path` or `unix:@name`) and listens; throws std::system_error
   /// naming the step and the path on failure.
+  /// Thread safety: safe from any thread; the listener belongs to `executor` (or `context`).
   static unix_seqpacket_listener bind(const asio::any_io_executor& executor, const endpoint& local,
                                       unix_listen_options options = {});
   static unix_seqpacket_listener bind(asio::io_context& context, const endpoint& local,

@@ -22,7 +22,9 @@ namespace coronet {
 /// their errors, cancellation and thread safety; close(), options and the descriptor from
 /// basic_socket.
 ///
-/// Thread safety: use a unix_stream only from its own executor.
+/// Thread safety: connect() is safe from any coroutine and socket_pair() from any thread;
+/// every other method, close() and the destructor included, only from the stream's own
+/// executor.
 ///
 /// Example:
 ///
@@ -39,10 +41,12 @@ class unix_stream : public basic_stream<asio::local::stream_protocol::socket> {
   /// Errors: std::errc::no_such_file_or_directory (no socket file), std::errc::connection_refused
   /// (a file nobody listens on), coronet::errc::wrong_address_family for an IP endpoint,
   /// std::errc::timed_out when `limit` passes first.
+  /// Thread safety: safe from any coroutine; the stream belongs to that coroutine's executor.
   static asio::awaitable<result<unix_stream>> connect(endpoint remote, timeout limit = no_timeout);
 
   /// Two streams connected to each other (socketpair(AF_UNIX, SOCK_STREAM)).
   /// Throws std::system_error when the descriptors cannot be had (EMFILE, ...).
+  /// Thread safety: safe from any thread; both belong to `executor`.
   static std::pair<unix_stream, unix_stream> socket_pair(const asio::any_io_executor& executor);
 
   /// The local path (getsockname), read at connect or accept: `unix:` when unnamed, as the
