@@ -13,7 +13,7 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::send(asio::const_buffer dat
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return this->socket_.async_write_some(data, std::move(token)); },
       this->limit_for(limit));
-  co_return io_result(n, detail::to_coronet_error(ec));
+  co_return counted_sent(ec, n);
 }
 
 template <class AsioSocket>
@@ -22,7 +22,7 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::send_all(asio::const_buffer
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return asio::async_write(this->socket_, data, std::move(token)); },
       this->limit_for(limit));
-  co_return io_result(n, detail::to_coronet_error(ec));
+  co_return counted_sent(ec, n);
 }
 
 template <class AsioSocket>
@@ -31,7 +31,7 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::recv(asio::mutable_buffer b
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return this->socket_.async_read_some(buffer, std::move(token)); },
       this->limit_for(limit));
-  co_return io_result(n, detail::to_coronet_error(ec));
+  co_return counted_received(ec, n);
 }
 
 template <class AsioSocket>
@@ -40,7 +40,7 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::recv_exact(asio::mutable_bu
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return asio::async_read(this->socket_, buffer, std::move(token)); },
       this->limit_for(limit));
-  co_return io_result(n, detail::to_coronet_error(ec));
+  co_return counted_received(ec, n);
 }
 
 template <class AsioSocket>

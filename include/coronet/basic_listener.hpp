@@ -19,17 +19,23 @@ namespace coronet {
 /// and std::errc::connection_aborted are transient; std::errc::operation_canceled follows
 /// close().
 ///
-/// Thread safety: use a listener only from its own executor; at most one accept() may be
-/// pending at a time. The streams it accepts live on the executor accept() was given.
+/// Thread safety: every method only from the listener's own executor (see basic_socket); at
+/// most one accept() may be pending at a time. The streams it accepts live on the executor
+/// accept() was given.
 template <class Protocol, class Stream>
 class basic_listener : public basic_socket<asio::basic_socket_acceptor<Protocol>> {
  public:
+  /// The stream type accept() returns.
+  using stream_type = Stream;
+
   /// Waits for the next connection; the stream lives on the listener's executor.
   /// Cancellation: safe; a connection completed by the kernel stays queued for the next accept().
   asio::awaitable<result<Stream>> accept(call_timeout limit = {});
 
   /// Waits for the next connection and places its stream on `target`, another thread's
   /// executor for instance.
+  /// Thread safety: await it on the listener's executor, like accept(); the stream it returns
+  /// there belongs to `target`: hand it over (spawn(target, ...)) before using it.
   asio::awaitable<result<Stream>> accept(const asio::any_io_executor& target,
                                          call_timeout limit = {});
 

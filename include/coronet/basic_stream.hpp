@@ -2,12 +2,16 @@
 // basic_stream: the byte-stream operations shared by tcp_stream and unix_stream: send, send_all,
 // recv, recv_exact and the half-close.
 
+#include <memory>
+#include <utility>
+
 #include <asio/awaitable.hpp>
 #include <asio/buffer.hpp>
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
 
 #include "coronet/basic_socket.hpp"
+#include "coronet/byte_counters.hpp"
 #include "coronet/result.hpp"
 #include "coronet/shutdown_type.hpp"
 #include "coronet/timeout.hpp"
@@ -60,8 +64,32 @@ class basic_stream : public basic_socket<AsioSocket> {
   /// eof after everything sent so far, and this side can still receive.
   result<void> shutdown(shutdown_type what = shutdown_type::send);
 
+  /// From now on, adds the bytes every operation of this stream moves to `counters` (nullptr:
+  /// stop counting). A server does this for each connection it lists.
+  /// Thread safety: only from the stream's own executor, like its operations.
+  void count_bytes(std::shared_ptr<byte_counters> counters) noexcept {
+    counters_ = std::move(counters);
+  }
+
+  /// The counters given to count_bytes(), or nullptr.
+  /// Thread safety: only from the stream's own executor; the counters themselves are readable
+  /// from any thread.
+  const std::shared_ptr<byte_counters>& counters() const noexcept { return counters_; }
+
  protected:
   using basic_socket<AsioSocket>::basic_socket;
+
+ private:
+  io_result counted_received(const std::error_code& ec, std::size_t n) noexcept {
+    if (counters_) counters_->add_received(n);
+    return io_result(n, detail::to_coronet_error(ec));
+  }
+  io_result counted_sent(const std::error_code& ec, std::size_t n) noexcept {
+    if (counters_) counters_->add_sent(n);
+    return io_result(n, detail::to_coronet_error(ec));
+  }
+
+  std::shared_ptr<byte_counters> counters_;
 };
 
 // Compiled once, in src/basic_stream.cpp, for the two stream sockets coronet has.

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <future>
+#include <thread>
 #include <utility>
 
 #include <stdlib.h>
@@ -163,6 +165,49 @@ inline endpoint unique_abstract_name() {
   return endpoint::unix_domain("@coronet-test-" + std::to_string(::getpid()) + "-" +
                                std::to_string(++counter))
       .value();
+}
+
+}  // namespace coronet::test
+
+namespace coronet::test {
+
+/// Runs a runtime's threads for the life of a scope: start() now, stop() and join() at the end,
+/// so that a test body (on the main thread) talks to servers running on them.
+class running {
+ public:
+  explicit running(runtime& threads) : threads_(threads) { threads_.start(); }
+  running(const running&) = delete;
+  running& operator=(const running&) = delete;
+  ~running() {
+    threads_.stop();
+    threads_.join();
+  }
+
+ private:
+  runtime& threads_;
+};
+
+/// run()s `threads` on another thread and waits at most `deadline` for it to return; if it has
+/// not, stops it and returns false, so that a runtime that never stops fails a test.
+inline bool run_within(runtime& threads, std::chrono::milliseconds deadline) {
+  std::promise<void> ended;
+  auto done = ended.get_future();
+  std::thread runner([&] {
+    threads.run();
+    ended.set_value();
+  });
+  const bool in_time = done.wait_for(deadline) == std::future_status::ready;
+  if (!in_time) threads.stop();
+  runner.join();
+  return in_time;
+}
+
+/// Which of `threads`' contexts the calling thread runs; threads.size() when none.
+inline std::size_t thread_index(runtime& threads) {
+  for (std::size_t k = 0; k < threads.size(); ++k) {
+    if (threads.context(k).get_executor().running_in_this_thread()) return k;
+  }
+  return threads.size();
 }
 
 }  // namespace coronet::test

@@ -1,0 +1,125 @@
+#pragma once
+// runtime: a pool of threads, one io_context each, that a server spreads its connections over.
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <asio/any_io_executor.hpp>
+#include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+
+namespace coronet {
+
+/// N threads, each running an io_context of its own: the threading model of coronet's
+/// servers. A connection lives on one context for its whole life, so its coroutines never run
+/// on two threads at once and need no locks; the threads share nothing but what a program
+/// shares on purpose. (One io_context run by many threads would make every handler contend on
+/// one queue; one per thread is several times faster, and muduo and Seastar are built so.)
+///
+/// Contexts are numbered 0 to size() - 1; thread k runs context k. spawn() starts a coroutine
+/// on the next context in turn (round-robin) or on a chosen one; an exception escaping it is
+/// logged, never lost. Each context is kept running while idle until stop().
+///
+/// Stopping: stop() ends every thread as soon as the handler it runs returns; coroutines not
+/// finished then are destroyed with the runtime, closing their sockets. The graceful way is
+/// handle_signals(graceful_stop): on SIGINT or SIGTERM it runs `graceful_stop()` (stop
+/// accepting, let sessions finish), then stop(); a second signal stops at once.
+///
+/// An exception thrown by a plain handler (not a coroutine spawned through coronet) is caught
+/// on its thread, logged at error level, and the thread goes on running its context.
+///
+/// Thread safety: size(), executor(), context(), next_index(), next_executor(), spawn() and
+/// stop() are safe from any thread; start(), run(), join() and handle_signals() belong to the
+/// thread that owns the runtime (the one that constructs it), never to one of its own threads.
+///
+/// Example:
+///
+///     coronet::runtime runtime;  // one thread per core
+///     auto server = coronet::tcp_server::bind(runtime, endpoint, echo);
+///     runtime.handle_signals([&] { return server.stop(std::chrono::seconds(1)); });
+///     runtime.run();  // until SIGINT/SIGTERM and the graceful stop
+class runtime {
+ public:
+  /// One thread per hardware thread (std::thread::hardware_concurrency(), at least 1).
+  runtime();
+
+  /// `threads` threads. Throws std::invalid_argument when `threads` is 0.
+  explicit runtime(std::size_t threads);
+
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  /// stop(), join(), then destroys every coroutine still unfinished on any context, which
+  /// closes their sockets. Every context outlives every coroutine frame, so a frame that
+  /// touches another context on its way out is safe.
+  ~runtime();
+
+  /// How many threads (and contexts). Safe from any thread.
+  std::size_t size() const noexcept { return contexts_.size(); }
+
+  /// Context `index`'s executor. Throws std::out_of_range for a bad index. Safe from any thread.
+  asio::any_io_executor executor(std::size_t index) const;
+
+  /// Context `index`. Throws std::out_of_range for a bad index. Safe from any thread (the
+  /// io_context's own rules apply to what is done with it).
+  asio::io_context& context(std::size_t index);
+
+  /// The next index in round-robin order. Safe from any thread.
+  std::size_t next_index() noexcept;
+
+  /// The next context's executor in round-robin order. Safe from any thread.
+  asio::any_io_executor next_executor() noexcept;
+
+  /// Starts `task` on the next context in turn; `name` prefixes what is logged if it throws.
+  /// Safe from any thread.
+  void spawn(asio::awaitable<void> task, std::string name);
+
+  /// Starts `task` on context `index`. Throws std::out_of_range for a bad index. Safe from any
+  /// thread.
+  void spawn(std::size_t index, asio::awaitable<void> task, std::string name);
+
+  /// Starts the threads and returns. Throws std::logic_error when called a second time: a
+  /// runtime runs once. Only from the owning thread.
+  void start();
+
+  /// Waits until every thread has ended (after stop()). Only from the owning thread.
+  void join();
+
+  /// start(), then join(): returns once the runtime has stopped. Only from the owning thread.
+  void run();
+
+  /// Makes every thread end as soon as the handler it is running returns. Idempotent; safe from
+  /// any thread, a runtime thread included.
+  void stop() noexcept;
+
+  /// Whether stop() has been called. Safe from any thread.
+  bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
+
+  /// Wires SIGINT and SIGTERM to a graceful stop: the first runs `graceful_stop()` on context 0
+  /// and, when it has finished (or thrown: logged), calls stop(); a second signal calls stop()
+  /// at once. Without `graceful_stop`, the first signal calls stop(). Call before start(),
+  /// from the owning thread, at most once.
+  void handle_signals(std::function<asio::awaitable<void>()> graceful_stop = {});
+
+ private:
+  // asio::io_context with execution_context::shutdown() reachable: ~runtime() shuts every
+  // context down (destroying pending coroutine frames) before it destroys any of them.
+  struct thread_context;
+
+  void run_thread(std::size_t index);
+
+  std::vector<std::unique_ptr<thread_context>> contexts_;
+  std::vector<std::thread> threads_;
+  std::atomic<std::size_t> next_{0};
+  std::atomic<bool> stopped_{false};
+  bool started_ = false;
+  struct signal_state;
+  std::shared_ptr<signal_state> signals_;
+};
+
+}  // namespace coronet

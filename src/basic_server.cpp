@@ -1,0 +1,387 @@
+#include "coronet/basic_server.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
+
+#include "coronet/byte_counters.hpp"
+#include "coronet/detail/connection_limit.hpp"
+#include "coronet/detail/io.hpp"
+#include "coronet/log.hpp"
+#include "coronet/spawn.hpp"
+#include "coronet/task_group.hpp"
+
+namespace coronet {
+namespace {
+
+tcp_listener bind_listener(std::type_identity<tcp_listener>, const asio::any_io_executor& executor,
+                           const endpoint& local, const server_options& options) {
+  const listen_options listen{.backlog = options.backlog,
+                              .reuse_address = true,
+                              .reuse_port = options.placement == placement::reuse_port,
+                              .v6_only = false};
+  return tcp_listener::bind(executor, local, listen);
+}
+
+unix_listener bind_listener(std::type_identity<unix_listener>,
+                            const asio::any_io_executor& executor, const endpoint& local,
+                            const server_options& options) {
+  if (options.placement == placement::reuse_port) {
+    throw std::invalid_argument("cannot serve " + local.to_string() +
+                                " with placement::reuse_port: it needs TCP");
+  }
+  return unix_listener::bind(executor, local, unix_listen_options{.backlog = options.backlog});
+}
+
+// accept() failures the kernel documents as "try again" (accept(2)): a connection that went
+// away before it was taken, or a network error that belongs to it.
+bool is_transient(const std::error_code& ec) {
+  return ec == std::errc::connection_aborted || ec == std::errc::protocol_error ||
+         ec == std::errc::operation_not_permitted || ec == std::errc::network_down ||
+         ec == std::errc::network_unreachable || ec == std::errc::host_unreachable ||
+         ec == std::errc::no_protocol_option || ec == std::errc::operation_not_supported;
+}
+
+// The process or system running out of something that frees up as connections close.
+bool is_resource_shortage(const std::error_code& ec) {
+  return ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system ||
+         ec == std::errc::no_buffer_space || ec == std::errc::not_enough_memory;
+}
+
+// Runs `make(k)` on every context k of `on` at once, and returns the sum of what they return
+// once all have finished. The caller stays on its own executor.
+asio::awaitable<std::size_t> sum_on_every_thread(
+    runtime& on, const std::function<asio::awaitable<std::size_t>(std::size_t)>& make) {
+  struct shared {
+    shared(const asio::any_io_executor& home, std::size_t n)
+        : done(home, asio::steady_timer::time_point::max()), remaining(n) {}
+    asio::steady_timer done;
+    std::size_t remaining;
+    std::size_t sum = 0;
+  };
+  const auto home = co_await asio::this_coro::executor;
+  auto all = std::make_shared<shared>(home, on.size());
+  for (std::size_t k = 0; k < on.size(); ++k) {
+    asio::co_spawn(on.executor(k), make(k), [all, home, k](std::exception_ptr e, std::size_t n) {
+      asio::post(home, [all, e, n, k] {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& error) {
+            log().error("server stop on thread {}: {}", k, error.what());
+          }
+        }
+        all->sum += n;
+        if (--all->remaining == 0) all->done.cancel();
+      });
+    });
+  }
+  while (all->remaining > 0) (void)co_await all->done.async_wait(detail::use_nothrow);
+  co_return all->sum;
+}
+
+}  // namespace
+
+template <class Listener>
+struct basic_server<Listener>::state {
+  // A live connection: what connections() reports, the byte counts read when it is asked.
+  struct record {
+    connection_info info;
+    std::shared_ptr<byte_counters> counters;
+  };
+
+  // What belongs to one runtime thread; only that thread's coroutines touch the task groups
+  // and the listener, while `open` is read by connections() from any thread.
+  struct thread_part {
+    explicit thread_part(const asio::any_io_executor& executor)
+        : loops(executor), sessions(executor) {}
+
+    std::optional<Listener> listener;  // every thread with reuse_port; thread 0 otherwise
+    task_group loops;                  // the accept loop
+    task_group sessions;               // one task per connection
+    mutable std::mutex mutex;          // guards `open`
+    std::unordered_map<std::uint64_t, record> open;
+  };
+
+  state(runtime& on, handler_type h, const server_options& o)
+      : owner(on),
+        handler(std::move(h)),
+        options(o),
+        limit(std::make_shared<detail::connection_limit>(o.max_connections)) {
+    for (std::size_t k = 0; k < on.size(); ++k) {
+      threads.push_back(std::make_unique<thread_part>(on.executor(k)));
+    }
+  }
+
+  runtime& owner;
+  const handler_type handler;
+  const server_options options;
+  endpoint local;
+  std::shared_ptr<detail::connection_limit> limit;
+  std::vector<std::unique_ptr<thread_part>> threads;
+  std::atomic<std::uint64_t> next_id{1};
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> ended_received{0};  // bytes of the connections that have ended
+  std::atomic<std::uint64_t> ended_sent{0};
+  std::atomic<bool> stopping{false};
+
+  // Removes a connection from its thread's table however its coroutine ends, its bytes going
+  // to the totals.
+  struct registration {
+    registration(state& s, thread_part& part, std::uint64_t n) noexcept
+        : owner(s), where(part), id(n) {}
+    registration(const registration&) = delete;
+    registration& operator=(const registration&) = delete;
+    ~registration() {
+      std::lock_guard lock(where.mutex);
+      const auto found = where.open.find(id);
+      owner.ended_received.fetch_add(found->second.counters->received(), std::memory_order_relaxed);
+      owner.ended_sent.fetch_add(found->second.counters->sent(), std::memory_order_relaxed);
+      where.open.erase(found);
+    }
+    state& owner;
+    thread_part& where;
+    std::uint64_t id;
+  };
+
+  static asio::awaitable<void> session(std::shared_ptr<state> self, std::size_t thread,
+                                       std::uint64_t id, stream_type stream,
+                                       detail::connection_limit::slot) {
+    auto& part = *self->threads[thread];
+    auto counters = std::make_shared<byte_counters>();
+    stream.count_bytes(counters);
+    {
+      record entry{connection_info{.id = id,
+                                   .fd = static_cast<int>(stream.native_handle()),
+                                   .local = stream.local_endpoint(),
+                                   .peer = stream.remote_endpoint(),
+                                   .thread = thread,
+                                   .bytes_received = 0,
+                                   .bytes_sent = 0,
+                                   .started = std::chrono::system_clock::now()},
+                   counters};
+      std::lock_guard lock(part.mutex);
+      part.open.emplace(id, std::move(entry));
+    }
+    const registration registered{*self, part, id};
+    co_await self->handler(std::move(stream));
+  }
+
+  // Starts a connection's session on its own thread's group; runs on that thread.
+  static void start_session(const std::shared_ptr<state>& self, std::size_t thread,
+                            stream_type stream, detail::connection_limit::slot slot) {
+    const auto id = self->next_id.fetch_add(1, std::memory_order_relaxed);
+    std::string name =
+        "connection " + std::to_string(id) + " from " + stream.remote_endpoint().to_string();
+    self->threads[thread]->sessions.spawn(
+        session(self, thread, id, std::move(stream), std::move(slot)), std::move(name));
+  }
+
+  static asio::awaitable<void> pause(std::chrono::milliseconds how_long) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, how_long);
+    (void)co_await timer.async_wait(detail::use_nothrow);
+  }
+
+  static asio::awaitable<void> accept_loop(std::shared_ptr<state> self, std::size_t home) {
+    constexpr std::chrono::milliseconds first_pause{50};
+    constexpr std::chrono::milliseconds longest_pause{1000};
+    Listener& listener = *self->threads[home]->listener;
+    const auto where = self->local.to_string();
+    const bool hand_over = self->options.placement == placement::round_robin;
+    std::chrono::milliseconds backoff{0};
+    for (;;) {
+      // Taken before accept(): at the limit, clients wait in the kernel's backlog.
+      auto slot = co_await self->limit->acquire();
+      if (!slot) co_return;
+      const std::size_t target = hand_over ? self->owner.next_index() : home;
+      // Not a ?: with a co_await in each branch: GCC 12 miscompiles that (double destruction).
+      result<stream_type> stream = std::error_code();
+      if (hand_over) {
+        stream = co_await listener.accept(self->owner.executor(target));
+      } else {
+        stream = co_await listener.accept();
+      }
+      if (stream) {
+        if (backoff.count() > 0) log().info("accept on {}: accepting again", where);
+        backoff = std::chrono::milliseconds{0};
+        self->accepted.fetch_add(1, std::memory_order_relaxed);
+        if (target == home) {
+          start_session(self, target, std::move(*stream), std::move(slot));
+        } else {
+          asio::post(self->owner.executor(target),
+                     [self, target, s = std::move(*stream), l = std::move(slot)]() mutable {
+                       start_session(self, target, std::move(s), std::move(l));
+                     });
+        }
+        continue;
+      }
+      const auto ec = stream.error();
+      if (ec == std::errc::operation_canceled) co_return;
+      if (is_transient(ec)) {
+        log().debug("accept on {}: {}", where, ec.message());
+        continue;
+      }
+      // Out of descriptors (or worse): neither spin on the readable listener nor give up.
+      if (backoff.count() == 0) {
+        log().warn("accept on {}: {}; pausing accepts until it clears", where, ec.message());
+        backoff = first_pause;
+      } else {
+        backoff = std::min(backoff * 2, longest_pause);
+      }
+      if (!is_resource_shortage(ec)) log().error("accept on {}: {}", where, ec.message());
+      slot = detail::connection_limit::slot();  // not held while pausing
+      co_await pause(backoff);
+    }
+  }
+
+  static asio::awaitable<std::size_t> stop_accepting(std::shared_ptr<state> self,
+                                                     std::size_t thread) {
+    auto& part = *self->threads[thread];
+    (void)co_await part.loops.stop(std::chrono::seconds(0));
+    if (part.listener) part.listener->close();  // a Unix-domain listener removes its file
+    co_return 0;
+  }
+
+  static asio::awaitable<std::size_t> stop_sessions(std::shared_ptr<state> self, std::size_t thread,
+                                                    timeout grace) {
+    co_return co_await self->threads[thread]->sessions.stop(grace);
+  }
+
+  // The destructor's stop, for a server never stopped: no grace.
+  static asio::awaitable<void> stop_now(std::shared_ptr<state> self) {
+    const auto cut = co_await stop(std::move(self), std::chrono::seconds(0));
+    if (cut > 0) log().info("server destroyed: {} connection(s) cut off", cut);
+  }
+
+  static asio::awaitable<std::size_t> stop(std::shared_ptr<state> self, timeout grace) {
+    if (self->stopping.exchange(true)) co_return 0;
+    // Every accept loop first, everywhere: a connection handed over before its loop ended is
+    // queued on its thread ahead of that thread's session stop, which then sees it.
+    (void)co_await sum_on_every_thread(self->owner,
+                                       [&self](std::size_t k) { return stop_accepting(self, k); });
+    co_return co_await sum_on_every_thread(
+        self->owner, [&self, grace](std::size_t k) { return stop_sessions(self, k, grace); });
+  }
+};
+
+template <class Listener>
+basic_server<Listener> basic_server<Listener>::bind(runtime& on, const endpoint& local,
+                                                    handler_type handler, server_options options) {
+  if (!handler) throw std::invalid_argument("coronet server: the handler is empty");
+  auto s = std::make_shared<state>(on, std::move(handler), options);
+  using tag = std::type_identity<Listener>;
+  s->threads[0]->listener.emplace(bind_listener(tag{}, on.executor(0), local, options));
+  s->local = s->threads[0]->listener->local_endpoint();
+  if (options.placement == placement::reuse_port) {
+    // The others join the first one's port (the real one, when `local` asked for port 0).
+    for (std::size_t k = 1; k < on.size(); ++k) {
+      s->threads[k]->listener.emplace(bind_listener(tag{}, on.executor(k), s->local, options));
+    }
+  }
+  for (std::size_t k = 0; k < on.size(); ++k) {
+    if (!s->threads[k]->listener) continue;
+    // The loop is spawned on its own thread: a task_group is only used from its executor.
+    asio::post(on.executor(k), [s, k] {
+      if (s->stopping) return;
+      s->threads[k]->loops.spawn(state::accept_loop(s, k),
+                                 "accept loop on " + s->local.to_string());
+    });
+  }
+  return basic_server(std::move(s));
+}
+
+template <class Listener>
+basic_server<Listener>::basic_server(std::shared_ptr<state> s) noexcept : state_(std::move(s)) {}
+
+template <class Listener>
+basic_server<Listener>::basic_server(basic_server&&) noexcept = default;
+
+template <class Listener>
+basic_server<Listener>& basic_server<Listener>::operator=(basic_server&& other) noexcept {
+  if (this != &other) {
+    abandon();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+template <class Listener>
+basic_server<Listener>::~basic_server() {
+  abandon();
+}
+
+template <class Listener>
+void basic_server<Listener>::abandon() noexcept {
+  if (!state_ || state_->stopping.load()) return;
+  coronet::spawn(state_->owner.executor(0), state::stop_now(state_), "server stop");
+}
+
+template <class Listener>
+const endpoint& basic_server<Listener>::local_endpoint() const noexcept {
+  return state_->local;
+}
+
+template <class Listener>
+asio::awaitable<std::size_t> basic_server<Listener>::stop(timeout grace) {
+  return state::stop(state_, grace);
+}
+
+template <class Listener>
+std::size_t basic_server<Listener>::connection_count() const {
+  std::size_t n = 0;
+  for (const auto& part : state_->threads) {
+    std::lock_guard lock(part->mutex);
+    n += part->open.size();
+  }
+  return n;
+}
+
+template <class Listener>
+server_stats basic_server<Listener>::stats() const {
+  server_stats out;
+  // Ended totals before the tables: a connection ending in between is counted at most once
+  // short, never twice.
+  out.accepted = state_->accepted.load(std::memory_order_relaxed);
+  out.bytes_received = state_->ended_received.load(std::memory_order_relaxed);
+  out.bytes_sent = state_->ended_sent.load(std::memory_order_relaxed);
+  for (const auto& part : state_->threads) {
+    std::lock_guard lock(part->mutex);
+    out.open += part->open.size();
+    for (const auto& [id, entry] : part->open) {
+      out.bytes_received += entry.counters->received();
+      out.bytes_sent += entry.counters->sent();
+    }
+  }
+  return out;
+}
+
+template <class Listener>
+std::vector<connection_info> basic_server<Listener>::connections() const {
+  std::vector<connection_info> out;
+  for (const auto& part : state_->threads) {
+    std::lock_guard lock(part->mutex);
+    for (const auto& [id, entry] : part->open) {
+      out.push_back(entry.info);
+      out.back().bytes_received = entry.counters->received();
+      out.back().bytes_sent = entry.counters->sent();
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
+}
+
+template class basic_server<tcp_listener>;
+template class basic_server<unix_listener>;
+
+}  // namespace coronet
