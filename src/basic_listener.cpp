@@ -29,6 +29,17 @@ asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept(
   co_return Stream(std::move(socket));
 }
 
+template <class Protocol, class Stream>
+asio::awaitable<result<void>> basic_listener<Protocol, Stream>::wait_for_connection(
+    call_timeout limit) {
+  auto [ec] = co_await detail::with_limit(
+      [&](auto token) {
+        return this->socket_.async_wait(asio::socket_base::wait_read, std::move(token));
+      },
+      this->limit_for(limit));
+  co_return detail::to_coronet_error(ec);
+}
+
 template class basic_listener<asio::ip::tcp, tcp_stream>;
 template class basic_listener<asio::local::stream_protocol, unix_stream>;
 template class basic_listener<asio::generic::seq_packet_protocol, unix_seqpacket>;

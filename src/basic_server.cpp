@@ -73,19 +73,22 @@ asio::awaitable<std::size_t> sum_on_every_thread(
   const auto home = co_await asio::this_coro::executor;
   auto all = std::make_shared<shared>(home, on.size());
   for (std::size_t k = 0; k < on.size(); ++k) {
-    asio::co_spawn(on.executor(k), make(k), [all, home, k](std::exception_ptr e, std::size_t n) {
-      asio::post(home, [all, e, n, k] {
-        if (e) {
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& error) {
-            log().error("server stop on thread {}: {}", k, error.what());
-          }
-        }
-        all->sum += n;
-        if (--all->remaining == 0) all->done.cancel();
-      });
-    });
+    // `all` moves on to `home`: its timer must not be destroyed on thread k, after the caller
+    // (and perhaps its context) is gone.
+    asio::co_spawn(on.executor(k), make(k),
+                   [all, home, k](std::exception_ptr e, std::size_t n) mutable {
+                     asio::post(home, [all = std::move(all), e, n, k] {
+                       if (e) {
+                         try {
+                           std::rethrow_exception(e);
+                         } catch (const std::exception& error) {
+                           log().error("server stop on thread {}: {}", k, error.what());
+                         }
+                       }
+                       all->sum += n;
+                       if (--all->remaining == 0) all->done.cancel();
+                     });
+                   });
   }
   while (all->remaining > 0) (void)co_await all->done.async_wait(detail::use_nothrow);
   co_return all->sum;
@@ -199,8 +202,16 @@ struct basic_server<Listener>::state {
     Listener& listener = *self->threads[home]->listener;
     const auto where = self->local.to_string();
     const bool hand_over = self->options.placement == placement::round_robin;
+    // With a limit and several listeners, a listener waiting in accept() while holding a slot
+    // would keep it from a busy one: each waits for a queued connection before taking a slot.
+    const bool wait_first =
+        self->options.max_connections.has_value() && !hand_over && self->owner.size() > 1;
     std::chrono::milliseconds backoff{0};
     for (;;) {
+      if (wait_first) {
+        auto queued = co_await listener.wait_for_connection();
+        if (queued.error() == std::errc::operation_canceled) co_return;
+      }
       // Taken before accept(): at the limit, clients wait in the kernel's backlog.
       auto slot = co_await self->limit->acquire();
       if (!slot) co_return;

@@ -37,30 +37,64 @@ task_group::~task_group() {
   for (auto& t : state_->tasks) t.cancel.emit(asio::cancellation_type::terminal);
 }
 
+namespace {
+
+void log_task_end(const std::string& name, std::exception_ptr error) {
+  if (!error) return;
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::system_error& e) {
+    // A cancelled task that awaits again is told so by an exception: that is its end.
+    if (e.code() == asio::error::operation_aborted) {
+      log().debug("{}: cancelled", name);
+    } else {
+      log().error("{}: {}", name, e.what());
+    }
+  } catch (const std::exception& e) {
+    log().error("{}: {}", name, e.what());
+  } catch (...) {
+    log().error("{}: unknown exception", name);
+  }
+}
+
+}  // namespace
+
+// The completion handler of one task. A task whose frame is destroyed without finishing (its
+// context shut down) never calls it, only destroys it: then too its entry must go, or the
+// group would later emit into a cancellation slot whose operation no longer exists.
+struct task_group::task_end {
+  task_end(std::shared_ptr<state> s, std::list<state::task>::iterator e, std::string n)
+      : shared(std::move(s)), entry(e), name(std::move(n)) {}
+  task_end(task_end&& other) noexcept
+      : shared(std::move(other.shared)), entry(other.entry), name(std::move(other.name)) {}
+  task_end(const task_end&) = delete;
+  task_end& operator=(const task_end&) = delete;
+  task_end& operator=(task_end&&) = delete;
+  ~task_end() {
+    if (shared) forget();
+  }
+
+  void operator()(std::exception_ptr error) {
+    log_task_end(name, std::move(error));
+    forget();
+  }
+
+  void forget() {
+    const auto owner = std::move(shared);
+    owner->tasks.erase(entry);
+    if (owner->tasks.empty()) owner->changed.cancel();
+  }
+
+  std::shared_ptr<state> shared;  // null once moved from or done
+  std::list<state::task>::iterator entry;
+  std::string name;
+};
+
 void task_group::spawn(asio::awaitable<void> task, std::string name) {
   auto entry = state_->tasks.emplace(state_->tasks.end());
-  auto on_end = [shared = state_, entry, name = std::move(name)](std::exception_ptr error) {
-    if (error) {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::system_error& e) {
-        // A cancelled task that awaits again is told so by an exception: that is its end.
-        if (e.code() == asio::error::operation_aborted) {
-          log().debug("{}: cancelled", name);
-        } else {
-          log().error("{}: {}", name, e.what());
-        }
-      } catch (const std::exception& e) {
-        log().error("{}: {}", name, e.what());
-      } catch (...) {
-        log().error("{}: unknown exception", name);
-      }
-    }
-    shared->tasks.erase(entry);
-    if (shared->tasks.empty()) shared->changed.cancel();
-  };
-  asio::co_spawn(state_->executor, std::move(task),
-                 asio::bind_cancellation_slot(entry->cancel.slot(), std::move(on_end)));
+  asio::co_spawn(
+      state_->executor, std::move(task),
+      asio::bind_cancellation_slot(entry->cancel.slot(), task_end(state_, entry, std::move(name))));
   if (state_->stopping) entry->cancel.emit(asio::cancellation_type::terminal);
 }
 

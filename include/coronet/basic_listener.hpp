@@ -39,6 +39,13 @@ class basic_listener : public basic_socket<asio::basic_socket_acceptor<Protocol>
   asio::awaitable<result<Stream>> accept(const asio::any_io_executor& target,
                                          call_timeout limit = {});
 
+  /// Waits until a connection is queued, without taking it: the next accept() returns at
+  /// once. A server with several listeners waits so before taking a connection slot, so that
+  /// an idle listener holds none.
+  /// Errors: std::errc::operation_canceled after close(); std::errc::timed_out.
+  /// Cancellation: safe; nothing is taken.
+  asio::awaitable<result<void>> wait_for_connection(call_timeout limit = {});
+
   /// The bound endpoint (getsockname), with the real port when bound to port 0.
   const endpoint& local_endpoint() const noexcept { return local_; }
 

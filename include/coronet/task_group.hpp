@@ -55,6 +55,7 @@ class task_group {
 
  private:
   struct state;
+  struct task_end;
   std::shared_ptr<state> state_;
 };
 
