@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -62,6 +63,20 @@ asio::awaitable<void> wait_for_count(const tcp_server& server, std::size_t count
   while (server.connection_count() != count) co_await test::sleep_for(5ms);
 }
 
+// connections() once every connection has counted its 4 bytes each way: a count is added
+// when the server's coroutine resumes from the operation, which may be just after the client
+// has the reply.
+asio::awaitable<std::vector<coronet::connection_info>> settled_records(const tcp_server& server) {
+  for (;;) {
+    auto records = server.connections();
+    if (std::all_of(records.begin(), records.end(),
+                    [](const auto& r) { return r.bytes_received == 4 && r.bytes_sent == 4; })) {
+      co_return records;
+    }
+    co_await test::sleep_for(2ms);
+  }
+}
+
 // What connections() says must match what the handlers saw and what the clients hold.
 void check_records(const std::vector<coronet::connection_info>& records,
                    const std::vector<tcp_stream>& clients, probe& seen) {
@@ -91,7 +106,7 @@ TEST_CASE("tcp_server: round_robin hands connections to every thread in turn") {
   test::running run(threads);
   test::run([&]() -> asio::awaitable<void> {
     auto clients = co_await ping_clients(server.local_endpoint(), 8);
-    const auto records = server.connections();
+    const auto records = co_await settled_records(server);
     check_records(records, clients, *seen);
     std::map<std::size_t, int> per_thread;
     for (const auto& record : records) ++per_thread[record.thread];
@@ -118,7 +133,7 @@ TEST_CASE("tcp_server: reuse_port gives every thread a listener of its own") {
     // The kernel spreads by a hash of the addresses: with 64 connections the chance that a
     // thread gets none is about 4 * (3/4)^64, 1e-7.
     auto clients = co_await ping_clients(server.local_endpoint(), 64);
-    const auto records = server.connections();
+    const auto records = co_await settled_records(server);
     check_records(records, clients, *seen);
     std::set<std::size_t> used;
     for (const auto& record : records) used.insert(record.thread);
@@ -126,4 +141,212 @@ TEST_CASE("tcp_server: reuse_port gives every thread a listener of its own") {
     clients.clear();  // each session ends on its own at eof: nothing left to cut off
     CHECK(co_await server.stop(5s) == 0);
   });
+}
+
+namespace {
+
+asio::awaitable<void> plain_echo(tcp_stream stream) {
+  co_await test::echo_until_eof(std::move(stream));
+}
+
+// Answers one message after a pause, then ends: a session in the middle of its work.
+asio::awaitable<void> slow_reply(tcp_stream stream) {
+  std::array<char, 4> message{};
+  if (!co_await stream.recv_exact(asio::buffer(message))) co_return;
+  co_await test::sleep_for(200ms);
+  (void)co_await stream.send_all(asio::buffer(message));
+}
+
+// Throws when told "boom", echoes otherwise.
+asio::awaitable<void> echo_or_throw(tcp_stream stream) {
+  std::array<char, 4> message{};
+  for (;;) {
+    if (!co_await stream.recv_exact(asio::buffer(message))) co_return;
+    if (std::string(message.data(), 4) == "boom") throw std::runtime_error("handler exploded");
+    if (!co_await stream.send_all(asio::buffer(message))) co_return;
+  }
+}
+
+asio::awaitable<void> stop_server(tcp_server& server, coronet::timeout grace, std::size_t& cut,
+                                  bool& done) {
+  cut = co_await server.stop(grace);
+  done = true;
+}
+
+// Many clients at once, each checking every reply: the load that TSan watches.
+asio::awaitable<void> chatty_client(coronet::endpoint server, int messages, test::wait_group& done,
+                                    int& failures) {
+  auto client = co_await tcp_stream::connect(server);
+  if (!client) {
+    ++failures;
+    done.done();
+    co_return;
+  }
+  std::array<char, 64> out{};
+  std::array<char, 64> in{};
+  for (int i = 0; i < messages; ++i) {
+    out.fill(static_cast<char>('a' + i % 26));
+    if (!co_await client->send_all(asio::buffer(out)) ||
+        !co_await client->recv_exact(asio::buffer(in)) || in != out) {
+      ++failures;
+      break;
+    }
+  }
+  done.done();
+}
+
+}  // namespace
+
+TEST_CASE("tcp_server: at max_connections the next client waits in the backlog until one leaves") {
+  for (const auto where : {coronet::placement::round_robin, coronet::placement::reuse_port}) {
+    CAPTURE(static_cast<int>(where));
+    coronet::runtime threads(2);
+    auto server = tcp_server::bind(threads, test::any_v4(), plain_echo,
+                                   {.placement = where, .max_connections = 2});
+    test::running run(threads);
+    test::run([&]() -> asio::awaitable<void> {
+      auto first_two = co_await ping_clients(server.local_endpoint(), 2);
+      auto third =
+          co_await tcp_stream::connect(server.local_endpoint());  // completed by the kernel
+      REQUIRE(third);
+      REQUIRE(co_await third->send_all(asio::buffer("ping", 4)));
+      std::array<char, 4> reply{};
+      auto early = co_await third->recv_exact(asio::buffer(reply), 300ms);
+      CHECK(early.error() == std::errc::timed_out);
+      CHECK(server.connection_count() == 2);
+      CHECK(server.stats().accepted == 2);
+
+      first_two.pop_back();  // one leaves: the third is accepted and served
+      auto late = co_await third->recv_exact(asio::buffer(reply), 5s);
+      REQUIRE_MESSAGE(late, late.error().message());
+      CHECK(std::string(reply.data(), 4) == "ping");
+      CHECK(server.stats().accepted == 3);
+      CHECK(server.connection_count() == 2);
+      first_two.clear();
+      third->close();
+      CHECK(co_await server.stop(5s) == 0);
+    });
+  }
+}
+
+TEST_CASE("tcp_server: stop lets a session at work finish within the grace period") {
+  coronet::runtime threads(2);
+  auto server = tcp_server::bind(threads, test::any_v4(), slow_reply);
+  test::running run(threads);
+  test::run([&]() -> asio::awaitable<void> {
+    auto client = co_await tcp_stream::connect(server.local_endpoint());
+    REQUIRE(client);
+    REQUIRE(co_await client->send_all(asio::buffer("ping", 4)));
+    while (server.connection_count() == 0) co_await test::sleep_for(1ms);
+    std::size_t cut = 99;
+    bool stopped = false;
+    coronet::spawn(co_await asio::this_coro::executor, stop_server(server, 5s, cut, stopped),
+                   "stop");
+    std::array<char, 4> reply{};
+    auto got = co_await client->recv_exact(asio::buffer(reply));
+    REQUIRE_MESSAGE(got, got.error().message());  // the reply came, after stop() began
+    while (!stopped) co_await test::sleep_for(1ms);
+    CHECK(cut == 0);
+    CHECK(server.connection_count() == 0);
+    // The listener is closed: nobody new gets in.
+    auto late = co_await tcp_stream::connect(server.local_endpoint());
+    CHECK(late.error() == std::errc::connection_refused);
+  });
+}
+
+TEST_CASE("tcp_server: stop cuts off sessions still running after the grace period") {
+  coronet::runtime threads(2);
+  auto server = tcp_server::bind(threads, test::any_v4(), plain_echo);
+  test::running run(threads);
+  test::run([&]() -> asio::awaitable<void> {
+    auto clients = co_await ping_clients(server.local_endpoint(), 3);  // and then stay silent
+    CHECK(co_await server.stop(50ms) == 3);
+    CHECK(server.connection_count() == 0);
+    std::array<char, 1> byte{};
+    for (auto& client : clients) {
+      auto got = co_await client.recv(asio::buffer(byte), 5s);
+      CHECK(!got);  // closed by the server: eof or reset, not a timeout
+      CHECK(got.error() != std::errc::timed_out);
+    }
+    CHECK(co_await server.stop(1s) == 0);  // a second stop has nothing to do
+  });
+}
+
+TEST_CASE("tcp_server: an exception from a handler is logged and the server goes on") {
+  test::log_capture log;
+  coronet::runtime threads(2);
+  auto server = tcp_server::bind(threads, test::any_v4(), echo_or_throw);
+  test::running run(threads);
+  test::run([&]() -> asio::awaitable<void> {
+    auto doomed = co_await tcp_stream::connect(server.local_endpoint());
+    REQUIRE(doomed);
+    REQUIRE(co_await doomed->send_all(asio::buffer("boom", 4)));
+    std::array<char, 4> reply{};
+    CHECK(!co_await doomed->recv_exact(asio::buffer(reply), 5s));  // its connection closed
+    const auto expected =
+        "connection 1 from " + doomed->local_endpoint().to_string() + ": handler exploded";
+    // Logged as the task ends, just after its frame (and so the socket) has gone.
+    while (log.text().find(expected) == std::string::npos) co_await test::sleep_for(5ms);
+    auto fine = co_await ping_clients(server.local_endpoint(), 1);
+    CHECK(server.stats().accepted == 2);
+    fine.clear();
+    CHECK(co_await server.stop(5s) == 0);
+  });
+}
+
+TEST_CASE("tcp_server: bind errors are thrown") {
+  coronet::runtime threads(2);
+  auto first = tcp_server::bind(threads, test::any_v4(), plain_echo);
+  CHECK_THROWS_WITH_AS(tcp_server::bind(threads, first.local_endpoint(), plain_echo),
+                       doctest::Contains("Address already in use"), std::system_error);
+  CHECK_THROWS_AS(tcp_server::bind(threads, test::any_v4(), nullptr), std::invalid_argument);
+}
+
+TEST_CASE("tcp_server: a server destroyed without stop() stops accepting and closes its sessions") {
+  coronet::runtime threads(2);
+  test::running run(threads);
+  test::run([&]() -> asio::awaitable<void> {
+    std::optional<tcp_server> server(tcp_server::bind(threads, test::any_v4(), plain_echo));
+    const auto where = server->local_endpoint();
+    auto clients = co_await ping_clients(where, 2);
+    server.reset();
+    std::array<char, 1> byte{};
+    for (auto& client : clients) CHECK(!co_await client.recv(asio::buffer(byte), 5s));
+    auto late = co_await tcp_stream::connect(where);
+    CHECK(late.error() == std::errc::connection_refused);
+  });
+}
+
+TEST_CASE("tcp_server: 1000 concurrent connections over 4 threads each get every reply") {
+  const auto limit = coronet::raise_open_file_limit();
+  REQUIRE(limit);
+  if (*limit < 2200) {
+    MESSAGE("skipped: the descriptor limit (" << *limit << ") is below 2200");
+    return;
+  }
+  constexpr int connections = 1000;
+  constexpr int messages = 8;
+  coronet::runtime threads(4);
+  auto server = tcp_server::bind(threads, test::any_v4(), plain_echo);
+  test::running run(threads);
+  test::run(
+      [&]() -> asio::awaitable<void> {
+        const auto executor = co_await asio::this_coro::executor;
+        test::wait_group done(executor);
+        int failures = 0;
+        done.add(connections);
+        for (int i = 0; i < connections; ++i) {
+          coronet::spawn(executor, chatty_client(server.local_endpoint(), messages, done, failures),
+                         "client");
+        }
+        co_await done.wait();
+        CHECK(failures == 0);
+        co_await wait_for_count(server, 0);
+        const auto totals = server.stats();
+        CHECK(totals.accepted == connections);
+        CHECK(totals.bytes_received == std::uint64_t{connections} * messages * 64);
+        CHECK(totals.bytes_sent == std::uint64_t{connections} * messages * 64);
+        CHECK(co_await server.stop(5s) == 0);
+      },
+      50s);
 }
