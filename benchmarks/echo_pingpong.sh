@@ -15,7 +15,7 @@ ticks=$(getconf CLK_TCK)
 one_run() {  # one_run CONNECTIONS -> "msgs_per_sec user_us_per_msg sys_us_per_msg"
   local work server ready address before after messages rate
   work=$(mktemp -d)
-  taskset -c 0 "$bin/echo_server" --tcp 127.0.0.1:0 >"$work/ready" 2>/dev/null &
+  taskset -c 0 "$bin/echo_server" --tcp 127.0.0.1:0 --threads 1 >"$work/ready" 2>/dev/null &
   server=$!
   for _ in $(seq 200); do [ -s "$work/ready" ] && break; sleep 0.05; done
   read -r ready <"$work/ready"

@@ -90,6 +90,9 @@ asio::awaitable<void> run_connection(std::string target, std::uint32_t id, std::
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Thousands of connections need more descriptors than a shell's default of 1024.
+  const auto file_limit = coronet::raise_open_file_limit();
+
   CLI::App app("coronet echo client: many concurrent connections, every reply checked",
                "echo_client");
   std::string target;
@@ -109,6 +112,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::cerr << "echo_client: " << e.what() << "\n\n" << app.help();
     return 2;
+  }
+
+  if (!file_limit) {
+    coronet::log().warn("cannot raise the open file limit: {}", file_limit.error().message());
+  } else if (*file_limit < connections + 16) {
+    coronet::log().warn("the open file limit ({}) is below --connections {}: expect failures",
+                        *file_limit, connections);
   }
 
   asio::io_context context(1);

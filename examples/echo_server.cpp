@@ -1,23 +1,67 @@
 // echo_server: writes every byte it receives back to its sender, in order, until the peer
-// closes; over UDP, sends every datagram back to its sender unchanged.
+// closes; over UDP, sends every datagram back to its sender unchanged. Runs on a
+// coronet::runtime: --threads threads, one io_context each, every connection on one of them.
 //
 // Run:    build/bin/echo_server --tcp 127.0.0.1:7000 --udp 127.0.0.1:7000 --unix /tmp/echo.sock
-// Pair:   build/bin/echo_client --target 127.0.0.1:7000   (or: nc 127.0.0.1 7000,
-//         nc -u 127.0.0.1 7000, nc -U /tmp/echo.sock)
-// Stop:   Ctrl-C or SIGTERM: stops accepting, gives live connections --grace seconds (1) to
-//         finish, closes the rest, removes the socket files it created, exits 0.
+//         (add --threads 4 --stats 5 to choose the threads and watch the counts)
+// Pair:   build/bin/echo_client --target 127.0.0.1:7000 --connections 1000   (or: nc 127.0.0.1
+//         7000, nc -u 127.0.0.1 7000, nc -U /tmp/echo.sock)
+// Stop:   Ctrl-C or SIGTERM: closes the UDP sockets, stops accepting, gives live connections
+//         --grace seconds (1) to finish, closes the rest, removes the socket files it created,
+//         exits 0. A second signal stops at once.
+// Look:   kill -USR1 <pid> prints the connection table on stderr; the server goes on serving.
+//
+// Options:
+//   --tcp ADDR, --udp ADDR, --unix PATH   what to serve (repeatable, at least one). Each --tcp is
+//                        a tcp_server and each --unix a unix_server over every runtime thread;
+//                        each --udp is one SO_REUSEPORT socket per thread on the same port, the
+//                        kernel spreading datagrams over them by the peers' addresses (so a
+//                        UDP port another SO_REUSEPORT socket of this user holds, a repeated
+//                        --udp ADDR included, is shared rather than refused).
+//   --threads N          runtime threads (default: one per hardware thread).
+//   --placement round-robin|reuse-port   for the TCP servers (default round-robin): one accept
+//                        loop handing connections to each thread in turn, or one SO_REUSEPORT
+//                        listener per thread. Unix servers are always round-robin.
+//   --max-connections N  per TCP or Unix server; further clients wait in the kernel's backlog
+//                        until a connection ends (default: no limit but the descriptors).
+//   --idle-timeout SECS  close a connection silent for that long (default: never).
+//   --grace SECS         on SIGINT/SIGTERM, how long live connections get to finish (default 1).
+//   --stats SECS         every SECS, one info line on the log (stderr) covering every TCP and
+//                        Unix server, in command-line order, separated by "; " (UDP keeps no
+//                        counts, so with UDP only there is none); wrapped here:
+//                          stats: tcp 127.0.0.1:7000 open 3 accepted 10 bytes_in 640
+//                          bytes_out 640 per_thread 2/1; unix /tmp/echo.sock open 0 ...
+//                        open: connections open now; accepted: since start; bytes_in/out: over
+//                        every connection, open or ended; per_thread: the open connections on
+//                        thread 0/1/..., from the connection table.
+//   --log-level LEVEL    trace, debug, info (default), warn, error or off.
+//
+// Connection table (SIGUSR1), written to stderr whatever the log level: a header line, then
+// one line per open connection of every TCP and Unix server, in columns:
+//       id     fd thread  local            peer              bytes_in  bytes_out     age_s
+//        1      9      0  127.0.0.1:7000   127.0.0.1:51234         64         64       2.5
+// id: the server's number for the connection (the local column tells the servers apart); fd:
+// its descriptor; thread: the runtime thread serving it; age_s: seconds since it was accepted.
 //
 // Exit codes: 0 after a signal; 1 when an address is malformed or cannot be bound (one line
 // on stderr); 2 for a command-line mistake (usage on stderr).
 
 #include <array>
+#include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <exception>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include <spdlog/fmt/fmt.h>
 #include <CLI/CLI.hpp>
-#include <asio/io_context.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
@@ -26,6 +70,8 @@
 #include "coronet/coronet.hpp"
 
 namespace {
+
+constexpr auto nothrow_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 
 // One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
 // peer silent for `idle` is closed.
@@ -58,50 +104,28 @@ asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) {
   stream.close();
 }
 
-// Whether an accept() failure is the process or system running out of something, which
-// clears up as connections close: back off instead of spinning.
-bool is_resource_shortage(const std::error_code& ec) {
-  return ec == std::errc::too_many_files_open || ec == std::errc::too_many_files_open_in_system ||
-         ec == std::errc::no_buffer_space || ec == std::errc::not_enough_memory;
-}
-
-template <class Listener>
-asio::awaitable<void> accept_loop(Listener& listener, coronet::task_group& sessions,
-                                  coronet::timeout idle) {
-  const auto executor = co_await asio::this_coro::executor;
-  const auto where = listener.local_endpoint().to_string();
-  while (listener.is_open()) {
-    auto stream = co_await listener.accept();
-    if (stream) {
-      sessions.spawn(echo_session(std::move(*stream), idle), "echo session");
-      continue;
-    }
-    if (stream.error() == std::errc::operation_canceled) break;
-    if (is_resource_shortage(stream.error())) {
-      coronet::log().warn("accept on {}: {}; retrying in 100 ms", where, stream.error().message());
-      asio::steady_timer pause(executor, std::chrono::milliseconds(100));
-      co_await pause.async_wait(asio::use_awaitable);
-    } else {
-      coronet::log().debug("accept on {}: {}", where, stream.error().message());
-    }
-  }
-}
-
-// Every datagram goes back to its sender unchanged, until the socket is closed.
-asio::awaitable<void> udp_echo(coronet::udp_socket& socket) {
+// Every datagram goes back to its sender unchanged, until the socket is closed (on this
+// socket's own thread, like everything else done with it).
+asio::awaitable<void> udp_echo(std::shared_ptr<coronet::udp_socket> socket) {
   std::vector<char> buffer(65536);  // above the largest UDP payload, so nothing is truncated
-  while (socket.is_open()) {
-    auto got = co_await socket.recv_from(asio::buffer(buffer));
+  while (socket->is_open()) {
+    auto got = co_await socket->recv_from(asio::buffer(buffer));
     if (!got) {
       if (got.error() == std::errc::operation_canceled) break;
       coronet::log().debug("udp receive: {}", got.error().message());
       continue;
     }
-    auto sent = co_await socket.send_to(asio::buffer(buffer.data(), got.bytes()), got.sender());
+    auto sent = co_await socket->send_to(asio::buffer(buffer.data(), got.bytes()), got.sender());
     if (!sent) {
       coronet::log().debug("udp send to {}: {}", got.sender().to_string(), sent.error().message());
     }
   }
+}
+
+// Awaited through co_spawn on the socket's executor: the close runs on the socket's thread.
+asio::awaitable<void> close_udp(std::shared_ptr<coronet::udp_socket> socket) {
+  socket->close();
+  co_return;
 }
 
 // What the command line asked to listen on, in its order.
@@ -110,18 +134,45 @@ struct listen_request {
   std::string text;
 };
 
-// Everything the server serves with, so that a signal can stop it all.
-struct server {
-  explicit server(asio::io_context& context) : sessions(context.get_executor()) {}
+// A TCP or Unix server, with the name the stats line gives it.
+struct stream_server {
+  std::string label;  // "tcp 127.0.0.1:7000" or "unix /tmp/echo.sock": the ready line's words
+  std::variant<coronet::tcp_server, coronet::unix_server> server;
 
-  std::vector<coronet::tcp_listener> tcp;
-  std::vector<coronet::udp_socket> udp;
-  std::vector<coronet::unix_listener> unix_listeners;
-  coronet::task_group sessions;
-  coronet::timeout idle = coronet::no_timeout;
+  coronet::server_stats stats() const {
+    return std::visit([](const auto& s) { return s.stats(); }, server);
+  }
+  std::vector<coronet::connection_info> connections() const {
+    return std::visit([](const auto& s) { return s.connections(); }, server);
+  }
+  asio::awaitable<std::size_t> stop(coronet::timeout grace) {
+    return std::visit([grace](auto& s) { return s.stop(grace); }, server);
+  }
+};
+
+// Everything the server serves with. Built on the main thread before the runtime starts; from
+// then on only context 0 touches it (stats, SIGUSR1, the graceful stop), except the UDP
+// sockets, each touched only on its own thread.
+struct echo_service {
+  echo_service(coronet::runtime& on, coronet::server_options o, coronet::timeout idle_limit)
+      : runtime(on),
+        options(o),
+        idle(idle_limit),
+        dump_signal(on.context(0), SIGUSR1),
+        stats_timer(on.context(0)) {}
+
+  coronet::runtime& runtime;
+  const coronet::server_options options;  // placement applies to the TCP servers only
+  const coronet::timeout idle;
+  std::vector<stream_server> servers;
+  // One socket per runtime thread for every --udp; socket k belongs to context k.
+  std::vector<std::shared_ptr<coronet::udp_socket>> udp;
+  asio::signal_set dump_signal;  // SIGUSR1; registered at once, so it never kills the process
+  asio::steady_timer stats_timer;
+  bool stopping = false;  // context 0 only
 
   // Binds one request; returns its ready line. Throws std::runtime_error with the reason.
-  std::string bind(asio::io_context& context, const listen_request& request) {
+  std::string bind(const listen_request& request) {
     using kind = listen_request::kind;
     const char* option = request.what == kind::tcp   ? "--tcp"
                          : request.what == kind::udp ? "--udp"
@@ -133,54 +184,182 @@ struct server {
       throw std::runtime_error(std::string("invalid ") + option + " '" + request.text +
                                "': " + reason);
     }
+    // The handlers run on every thread at once: each only reads the `idle` it captured.
+    const coronet::timeout limit = idle;
     try {
       switch (request.what) {
-        case kind::tcp:
-          tcp.push_back(coronet::tcp_listener::bind(context, *ep));
-          return "listening tcp " + tcp.back().local_endpoint().to_string();
-        case kind::udp:
-          udp.push_back(coronet::udp_socket::bind(context, *ep));
-          return "listening udp " + udp.back().local_endpoint().to_string();
-        case kind::unix_stream:
-          unix_listeners.push_back(coronet::unix_listener::bind(context, *ep));
-          return "listening unix " + request.text;
+        case kind::tcp: {
+          auto server = coronet::tcp_server::bind(
+              runtime, *ep,
+              [limit](coronet::tcp_stream stream) {
+                return echo_session(std::move(stream), limit);
+              },
+              options);
+          std::string label = "tcp " + server.local_endpoint().to_string();
+          servers.push_back({label, std::move(server)});
+          return "listening " + label;
+        }
+        case kind::unix_stream: {
+          auto unix_options = options;
+          unix_options.placement = coronet::placement::round_robin;
+          auto server = coronet::unix_server::bind(
+              runtime, *ep,
+              [limit](coronet::unix_stream stream) {
+                return echo_session(std::move(stream), limit);
+              },
+              unix_options);
+          std::string label = "unix " + request.text;
+          servers.push_back({label, std::move(server)});
+          return "listening " + label;
+        }
+        case kind::udp: {
+          // The first socket binds what was asked (maybe port 0); the others join its real port.
+          const coronet::udp_options reuse{.reuse_port = true};
+          auto first = std::make_shared<coronet::udp_socket>(
+              coronet::udp_socket::bind(runtime.executor(0), *ep, reuse));
+          const auto bound = first->local_endpoint();
+          udp.push_back(std::move(first));
+          for (std::size_t k = 1; k < runtime.size(); ++k) {
+            udp.push_back(std::make_shared<coronet::udp_socket>(
+                coronet::udp_socket::bind(runtime.executor(k), bound, reuse)));
+          }
+          return "listening udp " + bound.to_string();
+        }
       }
     } catch (const std::system_error& e) {
       throw std::runtime_error(e.what());
     }
     return {};
   }
-
-  void start(const asio::any_io_executor& executor) {
-    for (auto& l : tcp) coronet::spawn(executor, accept_loop(l, sessions, idle), "tcp accept loop");
-    for (auto& l : unix_listeners) {
-      coronet::spawn(executor, accept_loop(l, sessions, idle), "unix accept loop");
-    }
-    for (auto& s : udp) coronet::spawn(executor, udp_echo(s), "udp echo");
-  }
-
-  // The graceful stop: no new connections, `grace` for the live ones to finish, then the rest
-  // are cancelled; returns once every session has ended.
-  asio::awaitable<void> stop(coronet::timeout grace) {
-    for (auto& l : tcp) l.close();
-    for (auto& l : unix_listeners) l.close();  // removes the socket files
-    for (auto& s : udp) s.close();
-    const auto cut = co_await sessions.stop(grace);
-    coronet::log().info("stopped: {} session(s) cut off after the grace period", cut);
-  }
 };
+
+// The thread socket `i` of echo_service::udp belongs to: each --udp added one per thread, in
+// thread order.
+std::size_t udp_thread(const echo_service& service, std::size_t i) {
+  return i % service.runtime.size();
+}
+
+// The --stats line (the format is in the header comment).
+std::string stats_line(const echo_service& service) {
+  std::string line = "stats:";
+  const char* separator = " ";
+  for (const auto& s : service.servers) {
+    const auto totals = s.stats();
+    std::vector<std::size_t> per_thread(service.runtime.size());
+    for (const auto& c : s.connections()) ++per_thread.at(c.thread);
+    line += fmt::format("{}{} open {} accepted {} bytes_in {} bytes_out {} per_thread {}",
+                        separator, s.label, totals.open, totals.accepted, totals.bytes_received,
+                        totals.bytes_sent, fmt::join(per_thread, "/"));
+    separator = "; ";
+  }
+  return line;
+}
+
+// The SIGUSR1 table (the format is in the header comment).
+std::string connection_table(const echo_service& service) {
+  constexpr auto row = "{:>8} {:>6} {:>6}  {:<22} {:<22} {:>12} {:>12} {:>9}\n";
+  std::string table =
+      fmt::format(row, "id", "fd", "thread", "local", "peer", "bytes_in", "bytes_out", "age_s");
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& s : service.servers) {
+    for (const auto& c : s.connections()) {
+      const std::chrono::duration<double> age = now - c.started;
+      table += fmt::format(row, c.id, c.fd, c.thread, c.local.to_string(), c.peer.to_string(),
+                           c.bytes_received, c.bytes_sent, fmt::format("{:.1f}", age.count()));
+    }
+  }
+  return table;
+}
+
+// On context 0: the connection table on stderr at every SIGUSR1, until the graceful stop.
+asio::awaitable<void> dump_on_signal(echo_service& service) {
+  for (;;) {
+    auto [ec, signal] = co_await service.dump_signal.async_wait(nothrow_awaitable);
+    if (ec || service.stopping) co_return;
+    const auto table = connection_table(service);
+    // One write, so that log lines from other threads do not cut into it.
+    std::fwrite(table.data(), 1, table.size(), stderr);
+    std::fflush(stderr);
+  }
+}
+
+// On context 0: the stats line every `every`, until the graceful stop.
+asio::awaitable<void> log_stats(echo_service& service, coronet::timeout::duration every) {
+  for (;;) {
+    service.stats_timer.expires_after(every);
+    auto [ec] = co_await service.stats_timer.async_wait(nothrow_awaitable);
+    if (ec || service.stopping) co_return;
+    coronet::log().info("{}", stats_line(service));
+  }
+}
+
+// Stops every stream server at once and returns how many sessions were cut off in all. At
+// once rather than one after another: every listener closes together, and the whole stop
+// takes one grace period instead of one per server. Runs on context 0, where every callback
+// below runs too.
+asio::awaitable<std::size_t> stop_servers(echo_service& service, coronet::timeout grace) {
+  const auto executor = co_await asio::this_coro::executor;
+  asio::steady_timer all_stopped(executor, asio::steady_timer::time_point::max());
+  std::size_t remaining = service.servers.size();
+  std::size_t cut = 0;
+  for (auto& s : service.servers) {
+    asio::co_spawn(executor, s.stop(grace), [&](std::exception_ptr e, std::size_t n) {
+      if (e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& error) {
+          coronet::log().error("stopping {}: {}", s.label, error.what());
+        }
+      }
+      cut += n;
+      if (--remaining == 0) all_stopped.cancel();
+    });
+  }
+  while (remaining > 0) (void)co_await all_stopped.async_wait(nothrow_awaitable);
+  co_return cut;
+}
+
+// The graceful stop, on context 0 (runtime::handle_signals calls runtime::stop() after it).
+asio::awaitable<void> graceful_stop(echo_service& service, coronet::timeout grace) {
+  // Each UDP socket is closed on its own thread; its echo loop then ends.
+  for (std::size_t i = 0; i < service.udp.size(); ++i) {
+    co_await asio::co_spawn(service.runtime.executor(udp_thread(service, i)),
+                            close_udp(service.udp[i]), asio::use_awaitable);
+  }
+  const auto cut = co_await stop_servers(service, grace);
+  service.stopping = true;
+  service.stats_timer.cancel();
+  service.dump_signal.cancel();
+  coronet::log().info("stopped: {} session(s) cut off after the grace period", cut);
+}
+
+// The runtime --threads asks for, or one thread per hardware thread (the runtime's default).
+coronet::runtime make_runtime(std::optional<unsigned> threads) {
+  if (threads) return coronet::runtime(*threads);
+  return coronet::runtime();
+}
+
+coronet::timeout::duration seconds(double s) {
+  return std::chrono::duration_cast<coronet::timeout::duration>(std::chrono::duration<double>(s));
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything opens a descriptor: a server holds one per connection.
+  const auto file_limit = coronet::raise_open_file_limit();
+
   CLI::App app("coronet echo server: sends every byte back to its sender", "echo_server");
   std::vector<std::string> tcp_addresses;
   std::vector<std::string> udp_addresses;
   std::vector<std::string> unix_paths;
   unsigned threads = 1;
+  std::string placement = "round-robin";
+  std::size_t max_connections = 0;
   std::string log_level = "info";
   double idle_seconds = 0;
   double grace_seconds = 1;
+  double stats_seconds = 0;
   // One value per occurrence, so that a stray word is an error rather than another address.
   auto* tcp_option =
       app.add_option("--tcp", tcp_addresses, "TCP on ADDR (127.0.0.1:0, [::1]:7000); repeatable")
@@ -193,8 +372,18 @@ int main(int argc, char** argv) {
                                      "Unix stream socket at PATH (@NAME: abstract); repeatable")
                           ->type_name("PATH")
                           ->allow_extra_args(false);
-  app.add_option("--threads", threads, "worker threads (this version runs everything on one)")
-      ->check(CLI::Range(1U, 1024U));
+  auto* threads_option =
+      app.add_option("--threads", threads, "runtime threads (default: one per hardware thread)")
+          ->check(CLI::Range(1U, 1024U));
+  app.add_option("--placement", placement,
+                 "round-robin (one accept loop hands connections to each thread in turn) or "
+                 "reuse-port (a SO_REUSEPORT listener per thread); TCP only")
+      ->check(CLI::IsMember({"round-robin", "reuse-port"}));
+  auto* max_connections_option =
+      app.add_option("--max-connections", max_connections,
+                     "per server, the most connections open at once (default: no limit)")
+          ->type_name("N")
+          ->check(CLI::PositiveNumber);
   auto* idle_option = app.add_option("--idle-timeout", idle_seconds,
                                      "close a connection silent for SECS (default: never)")
                           ->type_name("SECS")
@@ -203,6 +392,10 @@ int main(int argc, char** argv) {
                  "on SIGINT/SIGTERM, give live connections SECS to finish")
       ->type_name("SECS")
       ->check(CLI::Range(0.0, 3600.0));
+  auto* stats_option =
+      app.add_option("--stats", stats_seconds, "log one line of server statistics every SECS")
+          ->type_name("SECS")
+          ->check(CLI::PositiveNumber);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   try {
@@ -229,35 +422,45 @@ int main(int argc, char** argv) {
   }
   coronet::set_log_level(coronet::parse_log_level(log_level).value());
 
-  asio::io_context context(1);
-  server echo(context);
-  const auto seconds = [](double s) {
-    return std::chrono::duration_cast<coronet::timeout::duration>(std::chrono::duration<double>(s));
-  };
-  if (idle_option->count() > 0) echo.idle = seconds(idle_seconds);
+  auto runtime = make_runtime(threads_option->count() > 0 ? std::optional(threads) : std::nullopt);
+  coronet::server_options options{
+      .placement = placement == "reuse-port" ? coronet::placement::reuse_port
+                                             : coronet::placement::round_robin,
+      .max_connections = max_connections_option->count() > 0
+                             ? std::optional<std::size_t>(max_connections)
+                             : std::nullopt};
+  // Declared after the runtime, so destroyed before it: a server must not outlive its runtime.
+  echo_service echo(
+      runtime, options,
+      idle_option->count() > 0 ? coronet::timeout(seconds(idle_seconds)) : coronet::no_timeout);
   std::vector<std::string> ready_lines;
   try {
-    for (const auto& request : requests) ready_lines.push_back(echo.bind(context, request));
+    for (const auto& request : requests) ready_lines.push_back(echo.bind(request));
   } catch (const std::exception& e) {
     std::cerr << "echo_server: " << e.what() << std::endl;
     return 1;  // the listeners bound so far close (and remove their files) on the way out
   }
+
+  const coronet::timeout grace = seconds(grace_seconds);
+  runtime.handle_signals([&echo, grace] { return graceful_stop(echo, grace); });
+  for (std::size_t i = 0; i < echo.udp.size(); ++i) {
+    runtime.spawn(udp_thread(echo, i), udp_echo(echo.udp[i]), "udp echo");
+  }
+  runtime.spawn(0, dump_on_signal(echo), "connection table");
+  if (stats_option->count() > 0 && !echo.servers.empty()) {
+    runtime.spawn(0, log_stats(echo, seconds(stats_seconds)), "stats");
+  }
+
   // Only once every listener is bound, so that a failure prints nothing on stdout.
   for (const auto& line : ready_lines) std::cout << line << '\n';
   std::cout.flush();
-  if (threads > 1) {
-    coronet::log().info("--threads {}: this version serves every connection from one thread",
-                        threads);
+  if (file_limit) {
+    coronet::log().debug("open file limit: {}", *file_limit);
+  } else {
+    coronet::log().warn("cannot raise the open file limit: {}", file_limit.error().message());
   }
+  coronet::log().debug("serving on {} thread(s)", runtime.size());
 
-  echo.start(context.get_executor());
-  asio::signal_set signals(context, SIGINT, SIGTERM);
-  signals.async_wait([&](const std::error_code& ec, int signal) {
-    if (ec) return;
-    coronet::log().info("signal {}: stopping", signal);
-    coronet::spawn(context.get_executor(), echo.stop(seconds(grace_seconds)), "graceful stop");
-  });
-
-  context.run();
+  runtime.run();  // until SIGINT/SIGTERM and the graceful stop
   return 0;
 }

@@ -82,18 +82,27 @@ child_process::~child_process() {
   if (stderr_fd_ >= 0) ::close(stderr_fd_);
 }
 
-std::optional<std::string> child_process::read_stdout_line(std::chrono::milliseconds timeout) {
+std::optional<std::string> child_process::read_line(int& fd, std::string& pending,
+                                                    std::chrono::milliseconds timeout) {
   const auto deadline = clock_type::now() + timeout;
   for (;;) {
-    const auto newline = stdout_pending_.find('\n');
+    const auto newline = pending.find('\n');
     if (newline != std::string::npos) {
-      std::string line = stdout_pending_.substr(0, newline);
-      stdout_pending_.erase(0, newline + 1);
+      std::string line = pending.substr(0, newline);
+      pending.erase(0, newline + 1);
       return line;
     }
     if (clock_type::now() >= deadline) return std::nullopt;
-    if (!read_some(stdout_fd_, stdout_pending_, deadline)) return std::nullopt;
+    if (!read_some(fd, pending, deadline)) return std::nullopt;
   }
+}
+
+std::optional<std::string> child_process::read_stdout_line(std::chrono::milliseconds timeout) {
+  return read_line(stdout_fd_, stdout_pending_, timeout);
+}
+
+std::optional<std::string> child_process::read_stderr_line(std::chrono::milliseconds timeout) {
+  return read_line(stderr_fd_, stderr_pending_, timeout);
 }
 
 std::string child_process::read_all(int& fd, std::string& pending,

@@ -22,6 +22,8 @@ class child_process {
 
   /// The next line of stdout without its "\n"; nullopt on EOF or when `timeout` passes.
   std::optional<std::string> read_stdout_line(std::chrono::milliseconds timeout);
+  /// The same for stderr.
+  std::optional<std::string> read_stderr_line(std::chrono::milliseconds timeout);
 
   /// Everything the child writes to stdout / stderr until it closes them (or `timeout` passes).
   std::string read_all_stdout(std::chrono::milliseconds timeout);
@@ -36,6 +38,8 @@ class child_process {
   pid_t pid() const noexcept { return pid_; }
 
  private:
+  std::optional<std::string> read_line(int& fd, std::string& pending,
+                                       std::chrono::milliseconds timeout);
   std::string read_all(int& fd, std::string& pending, std::chrono::milliseconds timeout);
 
   pid_t pid_ = -1;

@@ -1,0 +1,45 @@
+#pragma once
+// proc: what /proc says about another process (a child the test runs): its CPU time and how
+// many descriptors it holds.
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace coronet::test {
+
+/// The CPU time `pid` has used so far, user plus system (utime + stime of /proc/PID/stat).
+/// Throws std::runtime_error when the process is gone.
+inline std::chrono::duration<double> cpu_time(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  const std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The command name, field 2, is in parentheses and may hold spaces: count from after it.
+  const auto name_end = stat.rfind(')');
+  if (name_end == std::string::npos) throw std::runtime_error("no /proc/PID/stat for that pid");
+  std::istringstream fields(stat.substr(name_end + 1));
+  std::vector<std::string> after_name{std::istream_iterator<std::string>(fields),
+                                      std::istream_iterator<std::string>()};
+  // Fields 3 (state) onwards: utime is field 14, stime field 15, both in clock ticks.
+  if (after_name.size() < 13) throw std::runtime_error("short /proc/PID/stat");
+  const double ticks = std::stod(after_name[11]) + std::stod(after_name[12]);
+  return std::chrono::duration<double>(ticks / static_cast<double>(::sysconf(_SC_CLK_TCK)));
+}
+
+/// How many descriptors `pid` has open: the entries of /proc/PID/fd.
+inline std::size_t open_descriptors(pid_t pid) {
+  const std::filesystem::path fds = "/proc/" + std::to_string(pid) + "/fd";
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(fds)) ++n;
+  return n;
+}
+
+}  // namespace coronet::test
