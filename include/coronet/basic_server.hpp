@@ -85,9 +85,9 @@ struct server_stats {
 ///
 ///     asio::awaitable<void> echo(coronet::tcp_stream stream);
 ///     coronet::runtime runtime(4);
-///     auto server = coronet::tcp_server::bind(runtime,
-///     coronet::endpoint::parse("[::]:7000").value(),
-///                                             echo, {.max_connections = 10'000});
+///     auto where = coronet::endpoint::parse("[::]:7000").value();
+///     auto server = coronet::tcp_server::bind(runtime, where, echo,
+///                                             {.max_connections = 10'000});
 ///     runtime.handle_signals([&] { return server.stop(std::chrono::seconds(5)); });
 ///     runtime.run();
 template <class Listener>

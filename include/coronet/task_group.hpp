@@ -32,8 +32,8 @@ namespace coronet {
 /// Example:
 ///
 ///     coronet::task_group sessions(ex);
-///     while (auto stream = co_await listener.accept()) sessions.spawn(echo(std::move(*stream)),
-///     "echo");
+///     while (auto stream = co_await listener.accept())
+///       sessions.spawn(echo(std::move(*stream)), "echo");
 ///     // on SIGTERM: listener.close(); then
 ///     std::size_t cut = co_await sessions.stop(std::chrono::seconds(1));
 class task_group {

@@ -38,10 +38,11 @@ struct listen_options {
 ///
 /// Example:
 ///
-///     auto listener = coronet::tcp_listener::bind(ex,
-///     coronet::endpoint::parse("127.0.0.1:0").value()); std::cout << "listening on " <<
-///     listener.local_endpoint() << "\n"; while (auto stream = co_await listener.accept())
-///     coronet::spawn(ex, echo(std::move(*stream)), "echo");
+///     auto where = coronet::endpoint::parse("127.0.0.1:0").value();
+///     auto listener = coronet::tcp_listener::bind(ex, where);
+///     std::cout << "listening on " << listener.local_endpoint() << "\n";
+///     while (auto stream = co_await listener.accept())
+///       coronet::spawn(ex, echo(std::move(*stream)), "echo");
 class tcp_listener : public basic_listener<asio::ip::tcp, tcp_stream> {
  public:
   /// Opens, binds and listens. Port 0 picks a free port: read it back with local_endpoint().

@@ -40,9 +40,10 @@ struct udp_options {
 ///
 /// Example, an echo loop:
 ///
-///     auto socket = coronet::udp_socket::bind(ex,
-///     coronet::endpoint::parse("127.0.0.1:5000").value()); std::array<char, 65536> buf; while
-///     (auto got = co_await socket.recv_from(asio::buffer(buf))) {
+///     auto where = coronet::endpoint::parse("127.0.0.1:5000").value();
+///     auto socket = coronet::udp_socket::bind(ex, where);
+///     std::array<char, 65536> buf;
+///     while (auto got = co_await socket.recv_from(asio::buffer(buf))) {
 ///       (void)co_await socket.send_to(asio::buffer(buf.data(), got.bytes()), got.sender());
 ///     }
 class udp_socket : public basic_datagram<asio::ip::udp> {

@@ -33,9 +33,10 @@ struct unix_listen_options {
 ///
 /// Example:
 ///
-///     auto listener = coronet::unix_listener::bind(ex,
-///     coronet::endpoint::parse("unix:/tmp/echo.sock").value()); while (auto stream = co_await
-///     listener.accept()) coronet::spawn(ex, echo(std::move(*stream)), "echo");
+///     auto where = coronet::endpoint::parse("unix:/tmp/echo.sock").value();
+///     auto listener = coronet::unix_listener::bind(ex, where);
+///     while (auto stream = co_await listener.accept())
+///       coronet::spawn(ex, echo(std::move(*stream)), "echo");
 class unix_listener : public basic_listener<asio::local::stream_protocol, unix_stream> {
  public:
   /// Binds to `local` (`unix:/path` or `unix:@name`) by the socket-file rules, and listens.
