@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # echo_pingpong.sh [BIN_DIR]: TCP ping-pong through echo_server, measured with echo_client.
-# Server pinned to CPU 0, client to CPU 1; for each connection count, RUNS runs interleaved, and
-# the median msg/s is reported with the server's CPU time per message (user and system).
-#   CONNECTIONS (default "100 1000"), RUNS (default 3), DURATION seconds (default 5), SIZE (64)
+# With one server thread: server pinned to CPU 0, client to CPU 1. With THREADS > 1 nothing is
+# pinned (server threads and client share the cores). For each connection count, RUNS runs
+# interleaved; the median msg/s is reported with the server's CPU time per message.
+#   CONNECTIONS (default "100 1000"), RUNS (default 3), DURATION seconds (default 5), SIZE (64),
+#   THREADS (echo_server --threads, default 1), PLACEMENT (round-robin or reuse-port)
 set -euo pipefail
 
 bin=${1:-build/release/bin}
@@ -10,18 +12,23 @@ connections_list=${CONNECTIONS:-100 1000}
 runs=${RUNS:-3}
 duration=${DURATION:-5}
 size=${SIZE:-64}
+threads=${THREADS:-1}
+placement=${PLACEMENT:-round-robin}
+server_cpus=0 client_cpus=1
+if [ "$threads" -gt 1 ]; then server_cpus=0-1 client_cpus=0-1; fi
 ticks=$(getconf CLK_TCK)
 
 one_run() {  # one_run CONNECTIONS -> "msgs_per_sec user_us_per_msg sys_us_per_msg"
   local work server ready address before after messages rate
   work=$(mktemp -d)
-  taskset -c 0 "$bin/echo_server" --tcp 127.0.0.1:0 --threads 1 >"$work/ready" 2>/dev/null &
+  taskset -c "$server_cpus" "$bin/echo_server" --tcp 127.0.0.1:0 --threads "$threads" \
+    --placement "$placement" >"$work/ready" 2>/dev/null &
   server=$!
   for _ in $(seq 200); do [ -s "$work/ready" ] && break; sleep 0.05; done
   read -r ready <"$work/ready"
   address=${ready#listening tcp }
   before=$(awk '{print $14, $15}' "/proc/$server/stat")
-  taskset -c 1 "$bin/echo_client" --target "$address" --connections "$1" --duration "$duration" \
+  taskset -c "$client_cpus" "$bin/echo_client" --target "$address" --connections "$1" --duration "$duration" \
     --size "$size" >"$work/client"
   after=$(awk '{print $14, $15}' "/proc/$server/stat")
   kill -TERM "$server"; wait "$server"

@@ -85,12 +85,15 @@ void runtime::spawn(std::size_t index, asio::awaitable<void> task, std::string n
   coronet::spawn(executor(index), std::move(task), std::move(name));
 }
 
-void runtime::start() {
-  if (started_) throw std::logic_error("coronet::runtime::start(): a runtime runs once");
+void runtime::start() { start_from(0); }
+
+void runtime::start_from(std::size_t first) {
+  if (started_) throw std::logic_error("coronet::runtime: a runtime runs once");
   started_ = true;
   threads_.reserve(contexts_.size());
-  for (std::size_t i = 0; i < contexts_.size(); ++i)
-    threads_.emplace_back([this, i] { run_thread(i); });
+  for (std::size_t i = first; i < contexts_.size(); ++i) {
+    threads_.emplace_back([this, i] { run_thread(i, true); });
+  }
 }
 
 void runtime::join() {
@@ -100,7 +103,10 @@ void runtime::join() {
 }
 
 void runtime::run() {
-  start();
+  // Context 0 runs on the caller: a one-thread runtime stays a single-threaded process, where
+  // glibc skips the cancellation-point bookkeeping around every recv() and send().
+  start_from(1);
+  run_thread(0, false);
   join();
 }
 
@@ -109,10 +115,11 @@ void runtime::stop() noexcept {
   for (auto& context : contexts_) context->stop();
 }
 
-void runtime::run_thread(std::size_t index) {
-  // Named so that top -H, perf and gdb show which context a thread runs.
+void runtime::run_thread(std::size_t index, bool own_thread) {
+  // Named so that top -H, perf and gdb show which context a thread runs; not the caller of
+  // run(), whose name is the process's.
   const std::string name = "coronet-" + std::to_string(index);
-  ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+  if (own_thread) ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
   for (;;) {
     try {
       contexts_[index]->run();

@@ -194,3 +194,32 @@ TEST_CASE("runtime: without a graceful stop the first signal stops") {
   signaller.join();
   CHECK_THROWS_AS(threads.handle_signals(), std::logic_error);
 }
+
+namespace {
+
+asio::awaitable<void> note_and_stop(runtime& threads, std::thread::id& ran_on) {
+  ran_on = std::this_thread::get_id();
+  threads.stop();
+  co_return;
+}
+
+}  // namespace
+
+TEST_CASE("runtime: run() runs context 0 on the calling thread") {
+  runtime threads(2);
+  std::thread::id ran_on;
+  threads.spawn(0, note_and_stop(threads, ran_on), "note");
+  // The backstop: a run() that never returns fails instead of hanging.
+  std::atomic<bool> returned{false};
+  std::thread watchdog([&] {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (!returned && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
+    threads.stop();
+  });
+  threads.run();
+  returned = true;
+  watchdog.join();
+  CHECK(ran_on == std::this_thread::get_id());
+}

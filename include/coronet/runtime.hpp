@@ -21,7 +21,8 @@ namespace coronet {
 /// shares on purpose. (One io_context run by many threads would make every handler contend on
 /// one queue; one per thread is several times faster, and muduo and Seastar are built so.)
 ///
-/// Contexts are numbered 0 to size() - 1; thread k runs context k. spawn() starts a coroutine
+/// Contexts are numbered 0 to size() - 1; thread k runs context k (with run(), thread 0 is
+/// the caller's). spawn() starts a coroutine
 /// on the next context in turn (round-robin) or on a chosen one; an exception escaping it is
 /// logged, never lost. Each context is kept running while idle until stop().
 ///
@@ -83,14 +84,16 @@ class runtime {
   /// thread.
   void spawn(std::size_t index, asio::awaitable<void> task, std::string name);
 
-  /// Starts the threads and returns. Throws std::logic_error when called a second time: a
-  /// runtime runs once. Only from the owning thread.
+  /// Starts a thread for every context, context 0 included, and returns: for a program whose
+  /// own thread has other work (run() is the usual way). Throws std::logic_error when the
+  /// runtime has already been started: a runtime runs once. Only from the owning thread.
   void start();
 
   /// Waits until every thread has ended (after stop()). Only from the owning thread.
   void join();
 
-  /// start(), then join(): returns once the runtime has stopped. Only from the owning thread.
+  /// Runs context 0 on the calling thread and the others on threads of their own; returns
+  /// once the runtime has stopped and every thread has ended. Only from the owning thread.
   void run();
 
   /// Makes every thread end as soon as the handler it is running returns. Idempotent; safe from
@@ -111,7 +114,8 @@ class runtime {
   // context down (destroying pending coroutine frames) before it destroys any of them.
   struct thread_context;
 
-  void run_thread(std::size_t index);
+  void start_from(std::size_t first);
+  void run_thread(std::size_t index, bool own_thread);
 
   std::vector<std::unique_ptr<thread_context>> contexts_;
   std::vector<std::thread> threads_;
