@@ -453,25 +453,6 @@ std::chrono::milliseconds left_until(std::chrono::steady_clock::time_point deadl
   return std::max(left, std::chrono::milliseconds(0));
 }
 
-// Connects `count` clients and has each one's "ping" echoed back, so that every one of them is
-// in the server's connection table.
-asio::awaitable<std::vector<tcp_stream>> ping_clients(coronet::endpoint server, std::size_t count) {
-  std::vector<tcp_stream> clients;
-  for (std::size_t i = 0; i < count; ++i) {
-    auto client = co_await tcp_stream::connect(server);
-    REQUIRE(client);
-    clients.push_back(std::move(*client));
-  }
-  for (auto& client : clients) {
-    REQUIRE(co_await client.send_all(asio::buffer(std::string_view("ping"))));
-    std::array<char, 4> reply{};
-    auto got = co_await client.recv_exact(asio::buffer(reply), 5s);
-    REQUIRE_MESSAGE(got, got.error().message());
-    CHECK(std::string_view(reply.data(), reply.size()) == "ping");
-  }
-  co_return clients;
-}
-
 // `payload` echoed on a new connection, the reply within `limit`.
 asio::awaitable<void> expect_echo_within(coronet::endpoint server, std::string payload,
                                          std::chrono::milliseconds limit) {
@@ -573,7 +554,7 @@ TEST_CASE("echo_server: SIGUSR1 writes the connection table to stderr - and it g
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--threads", "2"});
   const auto where = ready_endpoint(server.read_stdout_line(5s));
   test::run([&]() -> asio::awaitable<void> {
-    auto clients = co_await ping_clients(where, 6);
+    auto clients = co_await test::ping_clients(where, 6);
     server.send_signal(SIGUSR1);
     const auto table = read_connection_table(server, 6, 5s);
     std::set<coronet::endpoint> client_ends;
@@ -620,7 +601,7 @@ TEST_CASE("echo_server: --stats logs a line every period with each server's coun
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--threads", "2", "--stats", "0.2"});
   const auto where = ready_endpoint(server.read_stdout_line(5s));
   test::run([&]() -> asio::awaitable<void> {
-    auto clients = co_await ping_clients(where, 1);
+    auto clients = co_await test::ping_clients(where, 1);
     // Lines from before the client came say "open 0"; one within a few periods says "open 1".
     const auto line = read_stderr_until(server, "stats: tcp " + where.to_string() + " open 1 ", 5s);
     CHECK_MESSAGE(line.find("[info]") != std::string::npos, line);
@@ -639,7 +620,7 @@ TEST_CASE("echo_server: --placement reuse-port serves over a listener per thread
       [&]() -> asio::awaitable<void> {
         // The kernel picks the listener by a hash of the addresses: 64 connections all landing
         // on one of four threads has a chance of 4 * (1/4)^64.
-        auto clients = co_await ping_clients(where, 64);
+        auto clients = co_await test::ping_clients(where, 64);
         server.send_signal(SIGUSR1);
         const auto table = read_connection_table(server, 64, 10s);
         std::set<std::size_t> threads;
@@ -669,7 +650,7 @@ TEST_CASE("echo_server: --max-connections 2 keeps a third client waiting until o
                        {"--tcp", "127.0.0.1:0", "--threads", "2", "--max-connections", "2"});
   const auto where = ready_endpoint(server.read_stdout_line(5s));
   test::run([&]() -> asio::awaitable<void> {
-    auto first_two = co_await ping_clients(where, 2);
+    auto first_two = co_await test::ping_clients(where, 2);
     // The kernel completes the third connection, but the server does not accept it.
     auto third = co_await tcp_stream::connect(where);
     REQUIRE(third);

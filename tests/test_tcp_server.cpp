@@ -39,25 +39,6 @@ tcp_server::handler_type noting_echo(const std::shared_ptr<probe>& seen) {
   return [seen](tcp_stream stream) { return echo_noting_thread(seen, std::move(stream)); };
 }
 
-// Connects `count` clients and has each one's "ping" echoed back.
-asio::awaitable<std::vector<tcp_stream>> ping_clients(const coronet::endpoint& server,
-                                                      std::size_t count) {
-  std::vector<tcp_stream> clients;
-  for (std::size_t i = 0; i < count; ++i) {
-    auto client = co_await tcp_stream::connect(server);
-    REQUIRE(client);
-    clients.push_back(std::move(*client));
-  }
-  for (auto& client : clients) {
-    REQUIRE(co_await client.send_all(asio::buffer("ping", 4)));
-    std::array<char, 4> reply{};
-    auto got = co_await client.recv_exact(asio::buffer(reply));
-    REQUIRE_MESSAGE(got, got.error().message());
-    CHECK(std::string(reply.data(), 4) == "ping");
-  }
-  co_return clients;
-}
-
 // Polls until `server` has `count` open connections (a close takes a moment to reach it).
 asio::awaitable<void> wait_for_count(const tcp_server& server, std::size_t count) {
   while (server.connection_count() != count) co_await test::sleep_for(5ms);
@@ -105,7 +86,7 @@ TEST_CASE("tcp_server: round_robin hands connections to every thread in turn") {
   auto server = tcp_server::bind(threads, test::any_v4(), noting_echo(seen));
   test::running run(threads);
   test::run([&]() -> asio::awaitable<void> {
-    auto clients = co_await ping_clients(server.local_endpoint(), 8);
+    auto clients = co_await test::ping_clients(server.local_endpoint(), 8);
     const auto records = co_await settled_records(server);
     check_records(records, clients, *seen);
     std::map<std::size_t, int> per_thread;
@@ -132,7 +113,7 @@ TEST_CASE("tcp_server: reuse_port gives every thread a listener of its own") {
   test::run([&]() -> asio::awaitable<void> {
     // The kernel spreads by a hash of the addresses: with 64 connections the chance that a
     // thread gets none is about 4 * (3/4)^64, 1e-7.
-    auto clients = co_await ping_clients(server.local_endpoint(), 64);
+    auto clients = co_await test::ping_clients(server.local_endpoint(), 64);
     const auto records = co_await settled_records(server);
     check_records(records, clients, *seen);
     std::set<std::size_t> used;
@@ -205,7 +186,7 @@ TEST_CASE("tcp_server: at max_connections the next client waits in the backlog u
                                    {.placement = where, .max_connections = 2});
     test::running run(threads);
     test::run([&]() -> asio::awaitable<void> {
-      auto first_two = co_await ping_clients(server.local_endpoint(), 2);
+      auto first_two = co_await test::ping_clients(server.local_endpoint(), 2);
       auto third =
           co_await tcp_stream::connect(server.local_endpoint());  // completed by the kernel
       REQUIRE(third);
@@ -259,7 +240,7 @@ TEST_CASE("tcp_server: stop cuts off sessions still running after the grace peri
   auto server = tcp_server::bind(threads, test::any_v4(), plain_echo);
   test::running run(threads);
   test::run([&]() -> asio::awaitable<void> {
-    auto clients = co_await ping_clients(server.local_endpoint(), 3);  // and then stay silent
+    auto clients = co_await test::ping_clients(server.local_endpoint(), 3);  // and then stay silent
     CHECK(co_await server.stop(50ms) == 3);
     CHECK(server.connection_count() == 0);
     std::array<char, 1> byte{};
@@ -287,7 +268,7 @@ TEST_CASE("tcp_server: an exception from a handler is logged and the server goes
         "connection 1 from " + doomed->local_endpoint().to_string() + ": handler exploded";
     // Logged as the task ends, just after its frame (and so the socket) has gone.
     while (log.text().find(expected) == std::string::npos) co_await test::sleep_for(5ms);
-    auto fine = co_await ping_clients(server.local_endpoint(), 1);
+    auto fine = co_await test::ping_clients(server.local_endpoint(), 1);
     CHECK(server.stats().accepted == 2);
     fine.clear();
     CHECK(co_await server.stop(5s) == 0);
@@ -308,7 +289,7 @@ TEST_CASE("tcp_server: a server destroyed without stop() stops accepting and clo
   test::run([&]() -> asio::awaitable<void> {
     std::optional<tcp_server> server(tcp_server::bind(threads, test::any_v4(), plain_echo));
     const auto where = server->local_endpoint();
-    auto clients = co_await ping_clients(where, 2);
+    auto clients = co_await test::ping_clients(where, 2);
     server.reset();
     std::array<char, 1> byte{};
     for (auto& client : clients) CHECK(!co_await client.recv(asio::buffer(byte), 5s));

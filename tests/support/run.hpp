@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -97,6 +98,25 @@ inline asio::awaitable<void> echo_until_eof(tcp_stream stream) {
     if (!co_await stream.send_all(asio::buffer(buffer.data(), got.bytes()))) break;
   }
   (void)stream.shutdown(shutdown_type::send);
+}
+
+/// Connects `count` clients to `server` and has each one's "ping" echoed back, so that every
+/// one of them is in the server's connection table when this returns.
+inline asio::awaitable<std::vector<tcp_stream>> ping_clients(endpoint server, std::size_t count) {
+  std::vector<tcp_stream> clients;
+  for (std::size_t i = 0; i < count; ++i) {
+    auto client = co_await tcp_stream::connect(server);
+    REQUIRE(client);
+    clients.push_back(std::move(*client));
+  }
+  for (auto& client : clients) {
+    REQUIRE(co_await client.send_all(asio::buffer(std::string_view("ping"))));
+    std::array<char, 4> reply{};
+    auto got = co_await client.recv_exact(asio::buffer(reply), std::chrono::seconds(5));
+    REQUIRE_MESSAGE(got, got.error().message());
+    CHECK(std::string_view(reply.data(), reply.size()) == "ping");
+  }
+  co_return clients;
 }
 
 /// Pauses the calling coroutine.
