@@ -314,6 +314,19 @@ TEST_CASE("stream_reader: a line longer than max_line is line_too_long within th
   });
 }
 
+TEST_CASE("stream_reader: an unterminated line is too long at its max_line + 1st byte") {
+  // Its max_line + 1st content byte decides at once, with no further recv() (here: eof).
+  script_stream over{.script = std::string(101, 'x'), .chunk = 1000};
+  // A "\r" there may be the one before "\n": not content yet, so the reader waits for more.
+  script_stream at_cr{.script = std::string(100, 'x') + "\r", .chunk = 1000};
+  test::run([&]() -> asio::awaitable<void> {
+    stream_reader too_long(over, {.max_line = 100, .buffer_size = 128});
+    CHECK(error_of(co_await too_long.read_line()) == errc::line_too_long);
+    stream_reader undecided(at_cr, {.max_line = 100, .buffer_size = 128});
+    CHECK(error_of(co_await undecided.read_line()) == errc::unexpected_eof);
+  });
+}
+
 TEST_CASE("stream_reader: eof in the middle of a line is unexpected_eof and keeps the bytes") {
   on_every_stream([](auto& client, auto& server) -> asio::awaitable<void> {
     CHECK(co_await client.send_all(asio::buffer(std::string_view("abc\npartial"))));

@@ -128,9 +128,6 @@ class stream_reader {
     if (delimiter.empty() || delimiter.size() > buffer_size_) {
       co_return std::make_error_code(std::errc::invalid_argument);
     }
-    // Bytes at the end of the buffer that may begin the delimiter, or be the "\r" before it:
-    // they do not yet count against max_line.
-    const std::size_t slack = delimiter.size() - 1 + (strip_cr ? 1 : 0);
     detail::deadline deadline(limit.value_or(no_timeout));
     std::size_t searched = 0;  // unread bytes where the delimiter is known not to start
     for (;;) {
@@ -142,7 +139,7 @@ class stream_reader {
         if (piece.size() > max_line_) co_return make_error_code(errc::line_too_long);
         co_return piece;
       }
-      if (unread.size() - std::min(unread.size(), slack) > max_line_) {
+      if (unread.size() - undecided_tail(unread, delimiter, strip_cr) > max_line_) {
         begin_ = end_ = 0;  // dropped, so the buffer stays within its bound
         co_return make_error_code(errc::line_too_long);
       }
@@ -153,6 +150,22 @@ class stream_reader {
       end_ += got.bytes();
       if (!got) co_return ended(got.error(), begin_ != end_);
     }
+  }
+
+  // How many bytes at the end of `unread` may still turn out to be the start of `delimiter`, or
+  // the "\r" before it: they do not count against max_line yet. Exact, so that a line is
+  // known too long as soon as its max_line + 1st byte of content has arrived.
+  static std::size_t undecided_tail(std::string_view unread, std::string_view delimiter,
+                                    bool strip_cr) {
+    std::size_t tail = 0;
+    for (std::size_t n = std::min(unread.size(), delimiter.size() - 1); n > 0; --n) {
+      if (delimiter.starts_with(unread.substr(unread.size() - n))) {
+        tail = n;
+        break;
+      }
+    }
+    if (strip_cr && unread.size() > tail && unread[unread.size() - tail - 1] == '\r') ++tail;
+    return tail;
   }
 
   // Moves the unread tail to the front, and grows the buffer only when that tail fills it.
