@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <asio/any_io_executor.hpp>
@@ -108,6 +109,15 @@ class runtime {
   /// at once. Without `graceful_stop`, the first signal calls stop(). Call before start(),
   /// from the owning thread, at most once.
   void handle_signals(std::function<asio::awaitable<void>()> graceful_stop = {});
+
+  /// The same for a graceful stop whose coroutine returns a value, which is ignored:
+  /// `runtime.handle_signals([&] { return server.stop(std::chrono::seconds(1)); })`.
+  template <class GracefulStop>
+    requires(!std::is_same_v<std::invoke_result_t<GracefulStop&>, asio::awaitable<void>>)
+  void handle_signals(GracefulStop graceful_stop) {
+    handle_signals(std::function<asio::awaitable<void>()>(
+        [stop = std::move(graceful_stop)]() -> asio::awaitable<void> { (void)co_await stop(); }));
+  }
 
  private:
   // asio::io_context with execution_context::shutdown() reachable: ~runtime() shuts every
