@@ -3,6 +3,7 @@
 
 #include <asio/experimental/awaitable_operators.hpp>
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -180,6 +181,39 @@ TEST_CASE("with_timeout: bounds any awaitable") {
     auto unlimited = co_await coronet::with_timeout(answer_after(10ms), no_timeout);
     CHECK(*unlimited == 42);
   });
+}
+
+namespace {
+
+asio::awaitable<int> fail_at_once() {
+  co_await test::sleep_for(1ms);
+  throw std::runtime_error("failed at once");
+}
+
+asio::awaitable<void> fail_at_once_void() { (void)co_await fail_at_once(); }
+
+}  // namespace
+
+TEST_CASE("with_timeout: a task that throws passes its exception on at once") {
+  // With a limit far beyond the test's deadline: waiting it out would fail the test.
+  test::run(
+      [&]() -> asio::awaitable<void> {
+        bool thrown = false;
+        try {
+          (void)co_await coronet::with_timeout(fail_at_once(), 1h);
+        } catch (const std::runtime_error& e) {
+          thrown = std::string_view(e.what()) == "failed at once";
+        }
+        CHECK(thrown);
+        thrown = false;
+        try {
+          (void)co_await coronet::with_timeout(fail_at_once_void(), 1h);
+        } catch (const std::runtime_error& e) {
+          thrown = std::string_view(e.what()) == "failed at once";
+        }
+        CHECK(thrown);
+      },
+      2s);
 }
 
 TEST_CASE("cancellation: a parallel group cancels a pending recv without losing data") {

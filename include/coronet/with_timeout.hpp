@@ -1,6 +1,7 @@
 #pragma once
 // with_timeout(): a time limit around any awaitable, for what has no limit of its own.
 
+#include <exception>
 #include <optional>
 #include <system_error>
 #include <type_traits>
@@ -26,9 +27,35 @@ using timed_result_t =
 
 namespace detail {
 
+// How the task ended: its value or its exception. Asio 1.22's `||` ends on the first branch
+// that succeeds and waits out one that throws, so the task's branch must never throw: a task
+// failing at once would otherwise be reported as a timeout when the limit passes. `||` also
+// needs results it can default-construct.
 template <class T>
-asio::awaitable<std::optional<T>> as_optional(asio::awaitable<T> task) {
-  co_return co_await std::move(task);
+struct task_outcome {
+  std::optional<T> value;
+  std::exception_ptr error;
+};
+
+template <class T>
+asio::awaitable<task_outcome<T>> capture(asio::awaitable<T> task) {
+  task_outcome<T> out;
+  try {
+    out.value.emplace(co_await std::move(task));
+  } catch (...) {
+    out.error = std::current_exception();
+  }
+  co_return out;
+}
+
+inline asio::awaitable<std::exception_ptr> capture(asio::awaitable<void> task) {
+  std::exception_ptr error;
+  try {
+    co_await std::move(task);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  co_return error;
 }
 
 }  // namespace detail
@@ -46,11 +73,11 @@ asio::awaitable<timed_result_t<T>> with_timeout(asio::awaitable<T> task, timeout
   if (limit.is_none()) co_return co_await std::move(task);
   using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(co_await asio::this_coro::executor, limit.value());
-  // `||` needs results it can default-construct: carry T in an optional.
-  auto first =
-      co_await (detail::as_optional(std::move(task)) || timer.async_wait(asio::use_awaitable));
-  if (first.index() == 0) co_return std::move(*std::get<0>(first));
-  co_return timed_result_t<T>(std::make_error_code(std::errc::timed_out));
+  auto first = co_await (detail::capture(std::move(task)) || timer.async_wait(asio::use_awaitable));
+  if (first.index() == 1) co_return timed_result_t<T>(std::make_error_code(std::errc::timed_out));
+  auto& outcome = std::get<0>(first);
+  if (outcome.error) std::rethrow_exception(outcome.error);
+  co_return std::move(*outcome.value);
 }
 
 /// The same for an awaitable that returns nothing: result<void>.
@@ -61,9 +88,10 @@ inline asio::awaitable<result<void>> with_timeout(asio::awaitable<void> task, ti
   }
   using namespace asio::experimental::awaitable_operators;
   asio::steady_timer timer(co_await asio::this_coro::executor, limit.value());
-  auto first = co_await (std::move(task) || timer.async_wait(asio::use_awaitable));
-  if (first.index() == 0) co_return result<void>();
-  co_return std::make_error_code(std::errc::timed_out);
+  auto first = co_await (detail::capture(std::move(task)) || timer.async_wait(asio::use_awaitable));
+  if (first.index() == 1) co_return std::make_error_code(std::errc::timed_out);
+  if (auto error = std::get<0>(first)) std::rethrow_exception(error);
+  co_return result<void>();
 }
 
 }  // namespace coronet
