@@ -326,6 +326,8 @@ asio::awaitable<void> read_loop(chat& rooms, std::shared_ptr<member> me,
 }
 
 asio::awaitable<void> session(std::shared_ptr<chat> rooms, coronet::tcp_stream stream) {
+  // Lines are small and each is sent as it comes: no waiting for more to fill a segment.
+  (void)stream.set_option(coronet::option::no_delay{true});
   auto me = std::make_shared<member>(stream);
   rooms->enter(me);
   // However the session ends (a server stop cancels it), it leaves and the member lets go
