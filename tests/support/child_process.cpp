@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <ctime>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -48,6 +50,33 @@ bool read_some(int& fd, std::string& out, clock_type::time_point deadline) {
 }  // namespace
 
 child_process::child_process(const std::string& program, const std::vector<std::string>& args) {
+  start(program, args, -1);
+}
+
+child_process::child_process(const std::string& program, const std::vector<std::string>& args,
+                             const stdin_source& input) {
+  int in_fd = -1;
+  if (input.path.empty()) {
+    int in_pipe[2];
+    if (::pipe2(in_pipe, O_CLOEXEC) != 0) throw_errno("pipe");
+    in_fd = in_pipe[0];
+    stdin_fd_ = in_pipe[1];
+  } else {
+    in_fd = ::open(input.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in_fd < 0) throw_errno("open");
+  }
+  try {
+    start(program, args, in_fd);
+  } catch (...) {
+    ::close(in_fd);
+    if (stdin_fd_ >= 0) ::close(stdin_fd_);
+    throw;
+  }
+  ::close(in_fd);  // the child has its own copy
+}
+
+void child_process::start(const std::string& program, const std::vector<std::string>& args,
+                          int stdin_fd) {
   int out_pipe[2];
   int err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw_errno("pipe");
@@ -61,6 +90,7 @@ child_process::child_process(const std::string& program, const std::vector<std::
   pid_ = ::fork();
   if (pid_ < 0) throw_errno("fork");
   if (pid_ == 0) {
+    if (stdin_fd >= 0) ::dup2(stdin_fd, STDIN_FILENO);
     ::dup2(out_pipe[1], STDOUT_FILENO);
     ::dup2(err_pipe[1], STDERR_FILENO);
     ::execv(program.c_str(), argv.data());
@@ -80,6 +110,7 @@ child_process::~child_process() {
   }
   if (stdout_fd_ >= 0) ::close(stdout_fd_);
   if (stderr_fd_ >= 0) ::close(stderr_fd_);
+  if (stdin_fd_ >= 0) ::close(stdin_fd_);
 }
 
 std::optional<std::string> child_process::read_line(int& fd, std::string& pending,
@@ -119,6 +150,38 @@ std::string child_process::read_all_stdout(std::chrono::milliseconds timeout) {
 
 std::string child_process::read_all_stderr(std::chrono::milliseconds timeout) {
   return read_all(stderr_fd_, stderr_pending_, timeout);
+}
+
+bool child_process::write_stdin(std::string_view data) {
+  if (stdin_fd_ < 0) return false;
+  // A child that closed its stdin would have this process killed by SIGPIPE: block it in this
+  // thread, and take back the one a failed write left pending.
+  sigset_t pipe_signal;
+  sigset_t old_mask;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe_signal, &old_mask);
+  bool ok = true;
+  while (!data.empty()) {
+    const ssize_t n = ::write(stdin_fd_, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ok = false;
+      if (errno == EPIPE) {
+        const timespec no_wait{0, 0};
+        ::sigtimedwait(&pipe_signal, nullptr, &no_wait);
+      }
+      break;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  return ok;
+}
+
+void child_process::close_stdin() {
+  if (stdin_fd_ >= 0) ::close(stdin_fd_);
+  stdin_fd_ = -1;
 }
 
 void child_process::send_signal(int signal) {
