@@ -113,8 +113,8 @@ class runtime {
   /// The same for a graceful stop whose coroutine returns a value, which is ignored:
   /// `runtime.handle_signals([&] { return server.stop(std::chrono::seconds(1)); })`.
   template <class GracefulStop>
-    requires(!std::is_same_v<std::invoke_result_t<GracefulStop&>, asio::awaitable<void>>)
-  void handle_signals(GracefulStop graceful_stop) {
+  requires(!std::is_same_v<std::invoke_result_t<GracefulStop&>,
+                           asio::awaitable<void>>) void handle_signals(GracefulStop graceful_stop) {
     handle_signals(std::function<asio::awaitable<void>()>(
         [stop = std::move(graceful_stop)]() -> asio::awaitable<void> { (void)co_await stop(); }));
   }
