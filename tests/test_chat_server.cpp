@@ -41,14 +41,7 @@ constexpr std::size_t max_content = 4096;
 
 // Reads the ready line, `listening tcp HOST:PORT`; returns HOST:PORT.
 coronet::endpoint ready_endpoint(child_process& server) {
-  const auto line = server.read_stdout_line(5s);
-  REQUIRE_MESSAGE(line.has_value(), "chat_server printed no ready line");
-  const std::string prefix = "listening tcp ";
-  REQUIRE_MESSAGE(line->rfind(prefix, 0) == 0, *line);
-  auto where = coronet::endpoint::parse(line->substr(prefix.size()));
-  REQUIRE_MESSAGE(where, *line);
-  CHECK(where->port() != 0);
-  return *where;
+  return test::ready_endpoint(server.read_stdout_line(5s));
 }
 
 // chat_server's arguments: 127.0.0.1 port 0, then `extra`.

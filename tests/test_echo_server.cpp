@@ -39,18 +39,6 @@ namespace {
 
 const std::string echo_server = CORONET_ECHO_SERVER_PATH;
 
-// Parses a ready line `listening <kind> <endpoint>`.
-coronet::endpoint ready_endpoint(const std::optional<std::string>& line,
-                                 const std::string& kind = "tcp") {
-  REQUIRE_MESSAGE(line.has_value(), "echo_server printed no ready line");
-  const std::string prefix = "listening " + kind + " ";
-  REQUIRE_MESSAGE(line->rfind(prefix, 0) == 0, *line);
-  auto ep = coronet::endpoint::parse(line->substr(prefix.size()));
-  REQUIRE_MESSAGE(ep, *line);
-  CHECK(ep->port() != 0);
-  return *ep;
-}
-
 // One line on stderr, `echo_server: ...`, nothing on stdout, exit 1.
 void check_setup_failure(const std::vector<std::string>& args, const std::string& reason_part) {
   const auto r = coronet::test::run_to_exit(echo_server, args);
@@ -97,14 +85,14 @@ TEST_CASE("echo_server: prints one ready line per listener - in option order - a
   const bool v6 = test::has_ipv6_loopback();
   if (v6) args.insert(args.end(), {"--tcp", "[::1]:0"});
   child_process server(echo_server, args);
-  const auto first = ready_endpoint(server.read_stdout_line(5s));
-  const auto second = ready_endpoint(server.read_stdout_line(5s));
+  const auto first = test::ready_endpoint(server.read_stdout_line(5s));
+  const auto second = test::ready_endpoint(server.read_stdout_line(5s));
   CHECK(first.is_v4());
   CHECK(second.is_v4());
   CHECK(first != second);
   std::optional<coronet::endpoint> third;
   if (v6) {
-    third = ready_endpoint(server.read_stdout_line(5s));
+    third = test::ready_endpoint(server.read_stdout_line(5s));
     CHECK(third->is_v6());
   }
   test::run([&]() -> asio::awaitable<void> {
@@ -170,7 +158,7 @@ TEST_CASE("echo_server: a port in use exits 1 - and no ready line is printed for
 
 TEST_CASE("echo_server: after the client's half-close it echoes the rest - then closes with FIN") {
   child_process server(echo_server, {"--tcp", "127.0.0.1:0"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   test::run([&]() -> asio::awaitable<void> {
     auto stream = co_await tcp_stream::connect(where);
     REQUIRE(stream);
@@ -193,7 +181,7 @@ TEST_CASE("echo_server: after the client's half-close it echoes the rest - then 
 
 TEST_CASE("echo_server: a peer that resets mid-stream does not kill or stall it") {
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--log-level", "debug"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   test::run([&]() -> asio::awaitable<void> {
     for (int i = 0; i < 20; ++i) {
       auto rude = co_await tcp_stream::connect(where);
@@ -214,7 +202,7 @@ TEST_CASE("echo_server: SIGTERM and SIGINT with live connections exit 0 within 2
   for (int signal : {SIGTERM, SIGINT}) {
     CAPTURE(signal);
     child_process server(echo_server, {"--tcp", "127.0.0.1:0"});
-    const auto where = ready_endpoint(server.read_stdout_line(5s));
+    const auto where = test::ready_endpoint(server.read_stdout_line(5s));
     test::run([&]() -> asio::awaitable<void> {
       std::vector<tcp_stream> idle;
       for (int i = 0; i < 10; ++i) idle.push_back((co_await tcp_stream::connect(where)).value());
@@ -238,7 +226,7 @@ TEST_CASE(
     "echo_server: 200 concurrent clients each get only their own bytes - and info level logs "
     "nothing per message") {
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--log-level", "info"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   std::size_t good = 0;
   std::set<coronet::endpoint> locals;
   test::run(
@@ -300,11 +288,11 @@ TEST_CASE("echo_server: ready lines follow the option order across tcp udp and u
   const auto abstract = std::string(test::unique_abstract_name().path());
   child_process server(echo_server, {"--udp", "127.0.0.1:0", "--unix", path, "--tcp", "127.0.0.1:0",
                                      "--unix", abstract, "--udp", "127.0.0.1:0"});
-  const auto udp_first = ready_endpoint(server.read_stdout_line(5s), "udp");
+  const auto udp_first = test::ready_endpoint(server.read_stdout_line(5s), "udp");
   CHECK(server.read_stdout_line(5s) == "listening unix " + path);
-  const auto tcp = ready_endpoint(server.read_stdout_line(5s), "tcp");
+  const auto tcp = test::ready_endpoint(server.read_stdout_line(5s), "tcp");
   CHECK(server.read_stdout_line(5s) == "listening unix " + abstract);
-  const auto udp_second = ready_endpoint(server.read_stdout_line(5s), "udp");
+  const auto udp_second = test::ready_endpoint(server.read_stdout_line(5s), "udp");
   CHECK(udp_first != udp_second);
   CHECK(std::filesystem::is_socket(path));
   test::run(
@@ -327,7 +315,7 @@ TEST_CASE("echo_server: UDP over IPv6 sends every datagram back unchanged") {
     return;
   }
   child_process server(echo_server, {"--udp", "[::1]:0"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s), "udp");
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s), "udp");
   CHECK(where.is_v6());
   test::run([&]() -> asio::awaitable<void> {
     co_await expect_udp_echo(where, coronet::endpoint(asio::ip::address_v6::loopback(), 0));
@@ -400,7 +388,7 @@ asio::awaitable<void> chatty_client(coronet::endpoint server, int rounds, bool& 
 
 TEST_CASE("echo_server: --idle-timeout closes a silent connection while an active one is served") {
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--idle-timeout", "0.5"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   test::run([&]() -> asio::awaitable<void> {
     auto silent = co_await tcp_stream::connect(where);
     REQUIRE(silent);
@@ -420,7 +408,7 @@ TEST_CASE("echo_server: --idle-timeout closes a silent connection while an activ
 
 TEST_CASE("echo_server: on SIGTERM a session mid-transfer gets the grace period to finish") {
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--grace", "1.5"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   test::run([&]() -> asio::awaitable<void> {
     auto stream = co_await tcp_stream::connect(where);
     REQUIRE(stream);
@@ -535,7 +523,7 @@ TEST_CASE("echo_server: --threads 4 serves 1000 concurrent echo_client connectio
   // Also the ThreadSanitizer run of a multi-threaded echo: under the tsan preset echo_server is
   // instrumented, and a process in which it reported a race exits 66, not 0.
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--threads", "4"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   const auto client = test::run_to_exit(
       echo_client,
       {"--target", where.to_string(), "--connections", "1000", "--duration", "1", "--size", "64"},
@@ -552,7 +540,7 @@ TEST_CASE("echo_server: --threads 4 serves 1000 concurrent echo_client connectio
 
 TEST_CASE("echo_server: SIGUSR1 writes the connection table to stderr - and it goes on serving") {
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--threads", "2"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   test::run([&]() -> asio::awaitable<void> {
     auto clients = co_await test::ping_clients(where, 6);
     server.send_signal(SIGUSR1);
@@ -599,7 +587,7 @@ TEST_CASE("echo_server: SIGUSR1 writes the connection table to stderr - and it g
 
 TEST_CASE("echo_server: --stats logs a line every period with each server's counts") {
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--threads", "2", "--stats", "0.2"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   test::run([&]() -> asio::awaitable<void> {
     auto clients = co_await test::ping_clients(where, 1);
     // Lines from before the client came say "open 0"; one within a few periods says "open 1".
@@ -615,7 +603,7 @@ TEST_CASE("echo_server: --stats logs a line every period with each server's coun
 TEST_CASE("echo_server: --placement reuse-port serves over a listener per thread") {
   child_process server(echo_server,
                        {"--tcp", "127.0.0.1:0", "--placement", "reuse-port", "--threads", "4"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   test::run(
       [&]() -> asio::awaitable<void> {
         // The kernel picks the listener by a hash of the addresses: 64 connections all landing
@@ -648,7 +636,7 @@ TEST_CASE("echo_server: --placement reuse-port serves over a listener per thread
 TEST_CASE("echo_server: --max-connections 2 keeps a third client waiting until one leaves") {
   child_process server(echo_server,
                        {"--tcp", "127.0.0.1:0", "--threads", "2", "--max-connections", "2"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   test::run([&]() -> asio::awaitable<void> {
     auto first_two = co_await test::ping_clients(where, 2);
     // The kernel completes the third connection, but the server does not accept it.
@@ -682,7 +670,7 @@ TEST_CASE("echo_server: out of descriptors it warns - does not spin - and serves
 #endif
   child_process server(echo_server,
                        {"--tcp", "127.0.0.1:0", "--threads", "2", "--log-level", "warn"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s));
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
   // Room for a few descriptors more than it holds now, far fewer than the clients below.
   const auto limit = static_cast<rlim_t>(test::open_descriptors(server.pid()) + 8);
   const rlimit lowered{limit, limit};
@@ -748,7 +736,7 @@ asio::awaitable<void> udp_from_many_sockets(coronet::endpoint server, std::size_
 
 TEST_CASE("echo_server: UDP with --threads 2 echoes the datagrams of every client socket") {
   child_process server(echo_server, {"--udp", "127.0.0.1:0", "--threads", "2"});
-  const auto where = ready_endpoint(server.read_stdout_line(5s), "udp");
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s), "udp");
   std::size_t echoed = 0;
   test::run([&]() -> asio::awaitable<void> { co_await udp_from_many_sockets(where, 16, echoed); });
   CHECK(echoed == 48);

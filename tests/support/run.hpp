@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -117,6 +118,18 @@ inline asio::awaitable<std::vector<tcp_stream>> ping_clients(endpoint server, st
     CHECK(std::string_view(reply.data(), reply.size()) == "ping");
   }
   co_return clients;
+}
+
+/// The endpoint in a program's ready line, `listening <kind> <endpoint>` (a real port, not 0).
+inline endpoint ready_endpoint(const std::optional<std::string>& line,
+                               const std::string& kind = "tcp") {
+  REQUIRE_MESSAGE(line.has_value(), "the program printed no ready line");
+  const std::string prefix = "listening " + kind + " ";
+  REQUIRE_MESSAGE(line->rfind(prefix, 0) == 0, *line);
+  auto ep = endpoint::parse(line->substr(prefix.size()));
+  REQUIRE_MESSAGE(ep, *line);
+  CHECK(ep->port() != 0);
+  return *ep;
 }
 
 /// Pauses the calling coroutine.
