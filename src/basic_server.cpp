@@ -244,13 +244,14 @@ struct basic_server<Listener>::state {
         continue;
       }
       // Out of descriptors (or worse): neither spin on the readable listener nor give up.
+      // One line per episode: a warning for a shortage that clears on its own, else an error.
       if (backoff.count() == 0) {
-        log().warn("accept on {}: {}; pausing accepts until it clears", where, ec.message());
+        log().log(is_resource_shortage(ec) ? spdlog::level::warn : spdlog::level::err,
+                  "accept on {}: {}; pausing accepts until it clears", where, ec.message());
         backoff = first_pause;
       } else {
         backoff = std::min(backoff * 2, longest_pause);
       }
-      if (!is_resource_shortage(ec)) log().error("accept on {}: {}", where, ec.message());
       slot = detail::connection_limit::slot();  // not held while pausing
       co_await pause(backoff);
     }
