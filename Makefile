@@ -12,7 +12,7 @@
 #   make clean      remove build/
 
 PREFIX ?= /usr/local
-PACKAGES := g++ cmake ninja-build libasio-dev libspdlog-dev doctest-dev libcli11-dev
+PACKAGES := g++ cmake ninja-build libasio-dev libspdlog-dev doctest-dev libcli11-dev nlohmann-json3-dev
 CLANG_PACKAGES := clang
 
 .PHONY: all deps build test demo install asan tsan clang release clean
