@@ -68,65 +68,11 @@
 #include <asio/use_awaitable.hpp>
 
 #include "coronet/coronet.hpp"
+#include "echo_session.hpp"
 
 namespace {
 
 constexpr auto nothrow_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
-
-// One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
-// peer silent for `idle` is closed.
-template <class Stream>
-asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) {
-  const auto peer = stream.remote_endpoint().to_string();
-  coronet::log().debug("{}: connected", peer);
-
-  std::array<char, 16 * 1024> buffer;
-  for (;;) {
-    auto got = co_await stream.recv(asio::buffer(buffer), idle);
-    if (!got) {
-      if (got.error() == coronet::errc::eof) {
-        // Everything received was echoed: answer the peer's FIN with ours.
-        (void)stream.shutdown(coronet::shutdown_type::send);
-        coronet::log().debug("{}: closed by peer", peer);
-      } else if (got.error() == std::errc::timed_out) {
-        coronet::log().debug("{}: idle, closing", peer);
-      } else {
-        coronet::log().debug("{}: receive failed: {}", peer, got.error().message());
-      }
-      break;
-    }
-    auto sent = co_await stream.send_all(asio::buffer(buffer.data(), got.bytes()));
-    if (!sent) {
-      coronet::log().debug("{}: send failed: {}", peer, sent.error().message());
-      break;
-    }
-  }
-  stream.close();
-}
-
-// Every datagram goes back to its sender unchanged, until the socket is closed (on this
-// socket's own thread, like everything else done with it).
-asio::awaitable<void> udp_echo(std::shared_ptr<coronet::udp_socket> socket) {
-  std::vector<char> buffer(65536);  // above the largest UDP payload, so nothing is truncated
-  while (socket->is_open()) {
-    auto got = co_await socket->recv_from(asio::buffer(buffer));
-    if (!got) {
-      if (got.error() == std::errc::operation_canceled) break;
-      coronet::log().debug("udp receive: {}", got.error().message());
-      continue;
-    }
-    auto sent = co_await socket->send_to(asio::buffer(buffer.data(), got.bytes()), got.sender());
-    if (!sent) {
-      coronet::log().debug("udp send to {}: {}", got.sender().to_string(), sent.error().message());
-    }
-  }
-}
-
-// Awaited through co_spawn on the socket's executor: the close runs on the socket's thread.
-asio::awaitable<void> close_udp(std::shared_ptr<coronet::udp_socket> socket) {
-  socket->close();
-  co_return;
-}
 
 // What the command line asked to listen on, in its order.
 struct listen_request {
@@ -192,7 +138,7 @@ struct echo_service {
           auto server = coronet::tcp_server::bind(
               runtime, *ep,
               [limit](coronet::tcp_stream stream) {
-                return echo_session(std::move(stream), limit);
+                return coronet_examples::echo_session(std::move(stream), limit);
               },
               options);
           std::string label = "tcp " + server.local_endpoint().to_string();
@@ -205,7 +151,7 @@ struct echo_service {
           auto server = coronet::unix_server::bind(
               runtime, *ep,
               [limit](coronet::unix_stream stream) {
-                return echo_session(std::move(stream), limit);
+                return coronet_examples::echo_session(std::move(stream), limit);
               },
               unix_options);
           std::string label = "unix " + request.text;
@@ -213,16 +159,9 @@ struct echo_service {
           return "listening " + label;
         }
         case kind::udp: {
-          // The first socket binds what was asked (maybe port 0); the others join its real port.
-          const coronet::udp_options reuse{.reuse_port = true};
-          auto first = std::make_shared<coronet::udp_socket>(
-              coronet::udp_socket::bind(runtime.executor(0), *ep, reuse));
-          const auto bound = first->local_endpoint();
-          udp.push_back(std::move(first));
-          for (std::size_t k = 1; k < runtime.size(); ++k) {
-            udp.push_back(std::make_shared<coronet::udp_socket>(
-                coronet::udp_socket::bind(runtime.executor(k), bound, reuse)));
-          }
+          auto sockets = coronet_examples::bind_udp_echo(runtime, *ep);
+          const auto bound = sockets.front()->local_endpoint();
+          udp.insert(udp.end(), sockets.begin(), sockets.end());
           return "listening udp " + bound.to_string();
         }
       }
@@ -324,7 +263,7 @@ asio::awaitable<void> graceful_stop(echo_service& service, coronet::timeout grac
   // Each UDP socket is closed on its own thread; its echo loop then ends.
   for (std::size_t i = 0; i < service.udp.size(); ++i) {
     co_await asio::co_spawn(service.runtime.executor(udp_thread(service, i)),
-                            close_udp(service.udp[i]), asio::use_awaitable);
+                            coronet_examples::close_udp(service.udp[i]), asio::use_awaitable);
   }
   const auto cut = co_await stop_servers(service, grace);
   service.stopping = true;
@@ -444,7 +383,7 @@ int main(int argc, char** argv) {
   const coronet::timeout grace = seconds(grace_seconds);
   runtime.handle_signals([&echo, grace] { return graceful_stop(echo, grace); });
   for (std::size_t i = 0; i < echo.udp.size(); ++i) {
-    runtime.spawn(udp_thread(echo, i), udp_echo(echo.udp[i]), "udp echo");
+    runtime.spawn(udp_thread(echo, i), coronet_examples::udp_echo(echo.udp[i]), "udp echo");
   }
   runtime.spawn(0, dump_on_signal(echo), "connection table");
   if (stats_option->count() > 0 && !echo.servers.empty()) {

@@ -1,0 +1,90 @@
+#pragma once
+// The echo logic itself, shared by echo_server and coronet_bench's in-process server, so that
+// the built-in server the harness measures is exactly the one echo_server runs.
+
+#include <array>
+#include <memory>
+#include <vector>
+
+#include <asio/awaitable.hpp>
+#include <asio/buffer.hpp>
+
+#include "coronet/coronet.hpp"
+
+namespace coronet_examples {
+
+// One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
+// peer silent for `idle` is closed.
+template <class Stream>
+inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) {
+  const auto peer = stream.remote_endpoint().to_string();
+  coronet::log().debug("{}: connected", peer);
+
+  std::array<char, 16 * 1024> buffer;
+  for (;;) {
+    auto got = co_await stream.recv(asio::buffer(buffer), idle);
+    if (!got) {
+      if (got.error() == coronet::errc::eof) {
+        // Everything received was echoed: answer the peer's FIN with ours.
+        (void)stream.shutdown(coronet::shutdown_type::send);
+        coronet::log().debug("{}: closed by peer", peer);
+      } else if (got.error() == std::errc::timed_out) {
+        coronet::log().debug("{}: idle, closing", peer);
+      } else {
+        coronet::log().debug("{}: receive failed: {}", peer, got.error().message());
+      }
+      break;
+    }
+    auto sent = co_await stream.send_all(asio::buffer(buffer.data(), got.bytes()));
+    if (!sent) {
+      coronet::log().debug("{}: send failed: {}", peer, sent.error().message());
+      break;
+    }
+  }
+  stream.close();
+}
+
+// Every datagram goes back to its sender unchanged, until the socket is closed (on this
+// socket's own thread, like everything else done with it).
+inline asio::awaitable<void> udp_echo(std::shared_ptr<coronet::udp_socket> socket) {
+  std::vector<char> buffer(65536);  // above the largest UDP payload, so nothing is truncated
+  while (socket->is_open()) {
+    auto got = co_await socket->recv_from(asio::buffer(buffer));
+    if (!got) {
+      if (got.error() == std::errc::operation_canceled) break;
+      coronet::log().debug("udp receive: {}", got.error().message());
+      continue;
+    }
+    auto sent = co_await socket->send_to(asio::buffer(buffer.data(), got.bytes()), got.sender());
+    if (!sent) {
+      coronet::log().debug("udp send to {}: {}", got.sender().to_string(), sent.error().message());
+    }
+  }
+}
+
+// Awaited through co_spawn on the socket's executor: the close runs on the socket's thread.
+inline asio::awaitable<void> close_udp(std::shared_ptr<coronet::udp_socket> socket) {
+  socket->close();
+  co_return;
+}
+
+// Binds one SO_REUSEPORT UDP socket per runtime thread on `where` (port 0: the first socket
+// picks the port, the others join it). Each gets a 4 MiB receive buffer (as far as
+// net.core.rmem_max allows): one socket takes datagrams from every client, and Linux's default
+// of 208 KiB holds only about 270 small datagrams (each costs ~768 bytes of buffer), so a few
+// hundred clients with one message each in flight would see drops.
+inline std::vector<std::shared_ptr<coronet::udp_socket>> bind_udp_echo(coronet::runtime& runtime,
+                                                                       coronet::endpoint where) {
+  const coronet::udp_options reuse{.reuse_port = true};
+  std::vector<std::shared_ptr<coronet::udp_socket>> sockets;
+  for (std::size_t k = 0; k < runtime.size(); ++k) {
+    auto socket = std::make_shared<coronet::udp_socket>(
+        coronet::udp_socket::bind(runtime.executor(k), where, reuse));
+    (void)socket->set_option(coronet::option::receive_buffer_size{4 << 20});
+    if (k == 0) where = socket->local_endpoint();
+    sockets.push_back(std::move(socket));
+  }
+  return sockets;
+}
+
+}  // namespace coronet_examples
