@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# demo.sh [BIN_DIR]: what `make demo` runs. Starts echo_server on a free loopback port, drives
-# it with echo_client over many concurrent connections for a few seconds (every reply checked
-# against what that connection sent), shows that each connection has its own socket, then stops
-# the server with SIGTERM and checks that it exits 0.
-#   DEMO_CONNECTIONS (default 1000), DEMO_DURATION seconds (default 3), DEMO_SIZE bytes (default 64)
+# demo.sh [BIN_DIR]: what `make demo` runs. Starts echo_server on TCP, UDP and a Unix socket
+# (free loopback ports, a temporary socket file), then measures it with coronet_bench: many
+# concurrent TCP connections, then UDP sockets, then Unix connections, a few seconds each, every
+# reply checked. Prints each results table with its per-socket proof, counts the server's own
+# descriptors mid-run, stops the server with SIGTERM and checks that everything exited 0.
+#   DEMO_CONNECTIONS (default 1000), DEMO_UDP_SOCKETS (default 100), DEMO_DURATION seconds
+#   (default 3), DEMO_SIZE bytes (default 64)
 set -euo pipefail
 
 bin=${1:-build/bin}
 connections=${DEMO_CONNECTIONS:-1000}
+udp_sockets=${DEMO_UDP_SOCKETS:-100}
 duration=${DEMO_DURATION:-3}
 size=${DEMO_SIZE:-64}
 
@@ -19,38 +22,54 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$bin/echo_server" --tcp 127.0.0.1:0 >"$work/ready" 2>"$work/server.log" &
+fail() {
+  echo "demo: FAILED: $*" >&2
+  [ -s "$work/server.log" ] && { echo "--- echo_server's log:" >&2; cat "$work/server.log" >&2; }
+  exit 1
+}
+
+# One thread per core, and enough descriptors for the connections (the bench raises its own).
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+"$bin/echo_server" --tcp 127.0.0.1:0 --udp 127.0.0.1:0 --unix "$work/echo.sock" \
+  >"$work/ready" 2>"$work/server.log" &
 server=$!
 for _ in $(seq 200); do
-  [ -s "$work/ready" ] && break
-  kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+  [ "$(wc -l <"$work/ready")" -ge 3 ] && break
+  kill -0 "$server" 2>/dev/null || fail "echo_server exited before it was ready"
   sleep 0.05
 done
-read -r ready <"$work/ready" || { echo "demo: echo_server printed no ready line" >&2; exit 1; }
-address=${ready#listening tcp }
-echo "demo: echo_server (pid $server) says: $ready"
-echo "demo: $connections concurrent connections, ${duration}s of ${size}-byte ping-pong, every reply checked"
+tcp=$(awk '$2 == "tcp" {print $3}' "$work/ready")
+udp=$(awk '$2 == "udp" {print $3}' "$work/ready")
+[ -n "$tcp" ] && [ -n "$udp" ] || fail "echo_server printed no ready lines"
+echo "demo: echo_server (pid $server, one thread per core) says:"
+sed 's/^/  /' "$work/ready"
 echo
 
-"$bin/echo_client" --target "$address" --connections "$connections" --duration "$duration" \
-                   --size "$size" &
-client=$!
-# Halfway through, count the server's open descriptors: one socket per connection.
-sleep "$(awk "BEGIN { print $duration / 2 }")"
-server_fds=$(find "/proc/$server/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
-client_status=0
-wait "$client" || client_status=$?
-echo
-echo "demo: echo_server held $server_fds open descriptors mid-run (its $connections connections, the listener, epoll and stdio)"
+# bench PROTO CONNECTIONS TARGET: one measured run, its table on stdout.
+bench() {
+  echo "demo: coronet_bench --proto $1 --connections $2 --target $3 (${duration} s after a 1 s warm-up)"
+  "$bin/coronet_bench" --proto "$1" --mode pingpong --connections "$2" --size "$size" \
+    --duration "$duration" --warmup 1 --target "$3" --server-pid "$server" &
+  local client=$!
+  # Mid-run, the server's side of the proof: its open descriptors.
+  sleep "$(awk "BEGIN { print 1 + $duration / 2 }")"
+  local fds
+  fds=$(find "/proc/$server/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+  wait "$client" || fail "coronet_bench --proto $1 reported errors"
+  echo "demo: mid-run, echo_server held $fds open descriptors (its listeners, UDP sockets, epoll"
+  echo "      and stdio, plus one per connection when the protocol has connections)"
+  echo
+}
+
+bench tcp "$connections" "$tcp"
+bench udp "$udp_sockets" "$udp"
+bench unix 100 "$work/echo.sock"
 
 kill -TERM "$server"
-server_status=0
-wait "$server" || server_status=$?
+status=0
+wait "$server" || status=$?
 server=""
-echo "demo: echo_server stopped by SIGTERM, exit status $server_status"
-if [ "$client_status" -ne 0 ] || [ "$server_status" -ne 0 ]; then
-  echo "demo: FAILED" >&2
-  cat "$work/server.log" >&2
-  exit 1
-fi
+[ "$status" -eq 0 ] || fail "echo_server exited with status $status after SIGTERM"
+[ -e "$work/echo.sock" ] && fail "echo_server left its socket file behind"
+echo "demo: echo_server stopped by SIGTERM, exit status 0, socket file removed"
 echo "demo: ok"
