@@ -555,14 +555,12 @@ asio::awaitable<void> udp_connection(std::uint32_t id, bench& b, thread_state& t
   auto executor = co_await asio::this_coro::executor;
   std::optional<coronet::udp_socket> socket;
   try {
-    const auto local =
-        b.sources.empty()
-            ? coronet::endpoint(b.target.is_v6()
-                                    ? asio::ip::address(asio::ip::address_v6::loopback())
-                                    : asio::ip::address(asio::ip::address_v4::any()),
-                                0)
-            : b.sources[id % b.sources.size()];
-    socket.emplace(coronet::udp_socket::bind(executor, local));
+    // Without source addresses, connect() lets the kernel pick the address and port.
+    socket.emplace(b.sources.empty()
+                       ? coronet::udp_socket::open(executor, b.target.is_v6()
+                                                                 ? coronet::ip_family::v6
+                                                                 : coronet::ip_family::v4)
+                       : coronet::udp_socket::bind(executor, b.sources[id % b.sources.size()]));
   } catch (const std::system_error& e) {
     connect_failed(b, thread, id, e.code());
     co_return;
