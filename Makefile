@@ -9,13 +9,15 @@
 #   make asan       build and test with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan       build and test with ThreadSanitizer
 #   make clang      build and test with clang 14
+#   make bench      the benchmark matrix: 4 echo servers x 12 cells x 3 runs, medians, README
+#                   table and charts in benchmarks/results (about 16 minutes)
 #   make clean      remove build/
 
 PREFIX ?= /usr/local
 PACKAGES := g++ cmake ninja-build libasio-dev libspdlog-dev doctest-dev libcli11-dev nlohmann-json3-dev
 CLANG_PACKAGES := clang
 
-.PHONY: all deps build test demo install asan tsan clang release clean
+.PHONY: all deps build test demo install asan tsan clang release bench clean
 all: build
 
 deps:
@@ -51,6 +53,10 @@ clang: deps
 	cmake --preset dev-clang
 	cmake --build --preset dev-clang
 	ctest --preset dev-clang
+
+bench: release
+	@scripts/deps.sh gnuplot-nox util-linux
+	benchmarks/run_bench.sh build/release/bin
 
 clean:
 	rm -rf build
