@@ -347,6 +347,8 @@ std::vector<asio::ip::udp::socket> bind_udp(const round_robin& contexts,
     std::error_code ec;
     socket.open(where.protocol(), ec);
     if (!ec) socket.set_option(reuse_port(true), ec);
+    // The same 4 MiB receive buffer echo_server asks for, so that all drop alike (or not).
+    if (!ec) socket.set_option(asio::socket_base::receive_buffer_size(4 << 20), ec);
     if (!ec) socket.bind(where, ec);
     if (ec) throw setup_error("cannot bind udp " + to_string(where) + ": " + ec.message());
     if (out.empty()) where = socket.local_endpoint();

@@ -235,6 +235,11 @@ std::vector<int> bind_reuse_port(bound_sockets& sockets, int type, ip_address wh
     // TIME_WAIT connections of an earlier run must not keep a restarted server from its port.
     if (type == SOCK_STREAM) set_flag(fd, SOL_SOCKET, SO_REUSEADDR, label);
     set_flag(fd, SOL_SOCKET, SO_REUSEPORT, label);
+    if (type == SOCK_DGRAM) {
+      // The same 4 MiB receive buffer echo_server asks for (capped by net.core.rmem_max).
+      const int bytes = 4 << 20;
+      (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+    }
     if (::bind(fd, where.get(), where.length) != 0) {
       throw setup_error("cannot bind " + label + ": " + error_text(errno));
     }
