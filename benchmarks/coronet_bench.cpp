@@ -373,14 +373,21 @@ asio::awaitable<void> stream_flood(Stream& stream, std::uint32_t id, bench& b,
             flood_reader(stream, message, sent_at, b, thread, failed));
 }
 
-// After connecting: record the proof, wait at the gate, run the mode.
-template <class Stream>
-asio::awaitable<void> run_stream(Stream& stream, std::uint32_t id, bench& b, thread_state& thread) {
+// Once a socket is connected: record its part of the proof (while every socket is open, so
+// equal values would mean a shared socket), then wait at the gate for the others.
+asio::awaitable<void> opened(const coronet::endpoint& local, int fd, bench& b,
+                             thread_state& thread) {
   ++thread.opened;
-  thread.local_endpoints.push_back(stream.local_endpoint());
-  thread.fds.push_back(stream.native_handle());
+  thread.local_endpoints.push_back(local);
+  thread.fds.push_back(fd);
   b.connects_done.fetch_add(1, std::memory_order_acq_rel);
   if (!thread.gate_open) (void)co_await thread.gate.async_wait(nothrow_awaitable);
+}
+
+// After connecting: the proof and the gate, then the mode.
+template <class Stream>
+asio::awaitable<void> run_stream(Stream& stream, std::uint32_t id, bench& b, thread_state& thread) {
+  co_await opened(stream.local_endpoint(), stream.native_handle(), b, thread);
   if (b.opts.kind == mode::pingpong) {
     co_await stream_pingpong(stream, id, b, thread);
   } else {
@@ -569,11 +576,7 @@ asio::awaitable<void> udp_connection(std::uint32_t id, bench& b, thread_state& t
     connect_failed(b, thread, id, connected.error());
     co_return;
   }
-  ++thread.opened;
-  thread.local_endpoints.push_back(socket->local_endpoint());
-  thread.fds.push_back(socket->native_handle());
-  b.connects_done.fetch_add(1, std::memory_order_acq_rel);
-  if (!thread.gate_open) (void)co_await thread.gate.async_wait(nothrow_awaitable);
+  co_await opened(socket->local_endpoint(), socket->native_handle(), b, thread);
   if (b.opts.kind == mode::pingpong) {
     co_await udp_pingpong(*socket, id, b, thread);
   } else {
