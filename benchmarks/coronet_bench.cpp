@@ -44,6 +44,7 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -229,13 +230,25 @@ struct bench {
   std::vector<std::unique_ptr<thread_state>> threads;
   std::atomic<std::size_t> connects_done{0};
   std::atomic<std::size_t> connections_ended{0};
+  std::atomic<std::size_t> connections_thrown{0};  // ended by an exception (spawn logs it)
 };
 
-// Counts a connection as ended whichever way its coroutine ends (a frame destroyed at
-// shutdown included), so the coordinator never waits for one that is gone.
+// Counts a connection's connect attempt as done, and the connection as ended, whichever way its
+// coroutine ends (an exception, or a frame destroyed at shutdown, included), so that the
+// coordinator never waits for one that is gone; an exception also counts as an error.
 struct end_guard {
-  std::atomic<std::size_t>& ended;
-  ~end_guard() { ended.fetch_add(1, std::memory_order_acq_rel); }
+  bench& b;
+  bool connect_counted = false;
+
+  void count_connect() {
+    connect_counted = true;
+    b.connects_done.fetch_add(1, std::memory_order_acq_rel);
+  }
+  ~end_guard() {
+    if (!connect_counted) b.connects_done.fetch_add(1, std::memory_order_acq_rel);
+    if (std::uncaught_exceptions() > 0) b.connections_thrown.fetch_add(1);
+    b.connections_ended.fetch_add(1, std::memory_order_acq_rel);
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -375,19 +388,20 @@ asio::awaitable<void> stream_flood(Stream& stream, std::uint32_t id, bench& b,
 
 // Once a socket is connected: record its part of the proof (while every socket is open, so
 // equal values would mean a shared socket), then wait at the gate for the others.
-asio::awaitable<void> opened(const coronet::endpoint& local, int fd, bench& b,
+asio::awaitable<void> opened(const coronet::endpoint& local, int fd, end_guard& guard,
                              thread_state& thread) {
   ++thread.opened;
   thread.local_endpoints.push_back(local);
   thread.fds.push_back(fd);
-  b.connects_done.fetch_add(1, std::memory_order_acq_rel);
+  guard.count_connect();
   if (!thread.gate_open) (void)co_await thread.gate.async_wait(nothrow_awaitable);
 }
 
 // After connecting: the proof and the gate, then the mode.
 template <class Stream>
-asio::awaitable<void> run_stream(Stream& stream, std::uint32_t id, bench& b, thread_state& thread) {
-  co_await opened(stream.local_endpoint(), stream.native_handle(), b, thread);
+asio::awaitable<void> run_stream(Stream& stream, std::uint32_t id, end_guard& guard, bench& b,
+                                 thread_state& thread) {
+  co_await opened(stream.local_endpoint(), stream.native_handle(), guard, thread);
   if (b.opts.kind == mode::pingpong) {
     co_await stream_pingpong(stream, id, b, thread);
   } else {
@@ -395,26 +409,27 @@ asio::awaitable<void> run_stream(Stream& stream, std::uint32_t id, bench& b, thr
   }
 }
 
-void connect_failed(bench& b, thread_state& thread, std::uint32_t id, std::error_code error) {
+void connect_failed(end_guard& guard, const bench& b, thread_state& thread, std::uint32_t id,
+                    std::error_code error) {
   ++thread.errors.connect;
   if (thread.errors.connect <= 3) {
     coronet::log().warn("connection {}: cannot connect to {}: {}", id, b.target.to_string(),
                         error.message());
   }
-  b.connects_done.fetch_add(1, std::memory_order_acq_rel);
+  guard.count_connect();
 }
 
 asio::awaitable<void> tcp_connection(std::uint32_t id, bench& b, thread_state& thread) {
-  end_guard guard{b.connections_ended};
+  end_guard guard{b};
   coronet::connect_options how{.limit = connect_limit};
   if (!b.sources.empty()) how.local = b.sources[id % b.sources.size()];
   auto stream = co_await coronet::tcp_stream::connect(b.target, how);
   if (!stream) {
-    connect_failed(b, thread, id, stream.error());
+    connect_failed(guard, b, thread, id, stream.error());
     co_return;
   }
   (void)stream->set_option(coronet::option::no_delay{true});
-  co_await run_stream(*stream, id, b, thread);
+  co_await run_stream(*stream, id, guard, b, thread);
 }
 
 // A Unix-domain client socket is unnamed unless bound; binding to an empty address asks the
@@ -446,13 +461,13 @@ asio::awaitable<coronet::result<coronet::unix_stream>> connect_autobound(
 }
 
 asio::awaitable<void> unix_connection(std::uint32_t id, bench& b, thread_state& thread) {
-  end_guard guard{b.connections_ended};
+  end_guard guard{b};
   auto stream = co_await connect_autobound(b.target);
   if (!stream) {
-    connect_failed(b, thread, id, stream.error());
+    connect_failed(guard, b, thread, id, stream.error());
     co_return;
   }
-  co_await run_stream(*stream, id, b, thread);
+  co_await run_stream(*stream, id, guard, b, thread);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -558,7 +573,7 @@ asio::awaitable<void> udp_flood_reader(coronet::udp_socket& socket, std::uint32_
 }
 
 asio::awaitable<void> udp_connection(std::uint32_t id, bench& b, thread_state& thread) {
-  end_guard guard{b.connections_ended};
+  end_guard guard{b};
   auto executor = co_await asio::this_coro::executor;
   std::optional<coronet::udp_socket> socket;
   try {
@@ -569,14 +584,14 @@ asio::awaitable<void> udp_connection(std::uint32_t id, bench& b, thread_state& t
                                                                  : coronet::ip_family::v4)
                        : coronet::udp_socket::bind(executor, b.sources[id % b.sources.size()]));
   } catch (const std::system_error& e) {
-    connect_failed(b, thread, id, e.code());
+    connect_failed(guard, b, thread, id, e.code());
     co_return;
   }
   if (auto connected = socket->connect(b.target); !connected) {
-    connect_failed(b, thread, id, connected.error());
+    connect_failed(guard, b, thread, id, connected.error());
     co_return;
   }
-  co_await opened(socket->local_endpoint(), socket->native_handle(), b, thread);
+  co_await opened(socket->local_endpoint(), socket->native_handle(), guard, thread);
   if (b.opts.kind == mode::pingpong) {
     co_await udp_pingpong(*socket, id, b, thread);
   } else {
@@ -891,6 +906,7 @@ report run(const options& opts) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   out.unfinished = opts.connections - b.connections_ended.load(std::memory_order_acquire);
+  out.errors.io += b.connections_thrown.load();
   if (out.unfinished > 0) {
     coronet::log().warn("{} connections still waiting for the server 10 s after the end",
                         out.unfinished);
