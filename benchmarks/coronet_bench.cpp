@@ -432,6 +432,13 @@ asio::awaitable<void> tcp_connection(std::uint32_t id, bench& b, thread_state& t
   co_await run_stream(*stream, id, guard, b, thread);
 }
 
+asio::awaitable<coronet::result<void>> connect_socket(asio::local::stream_protocol::socket& socket,
+                                                      asio::local::stream_protocol::endpoint to) {
+  auto [error] = co_await socket.async_connect(to, nothrow_awaitable);
+  if (error) co_return error;
+  co_return coronet::result<void>{};
+}
+
 // A Unix-domain client socket is unnamed unless bound; binding to an empty address asks the
 // kernel for a unique abstract name (Linux "autobind"), so the proof can tell sockets apart.
 asio::awaitable<coronet::result<coronet::unix_stream>> connect_autobound(
@@ -448,14 +455,7 @@ asio::awaitable<coronet::result<coronet::unix_stream>> connect_autobound(
     co_return std::error_code(errno, std::system_category());
   }
   const asio::local::stream_protocol::endpoint where(target.path());
-  auto connected = co_await coronet::with_timeout(
-      [](asio::local::stream_protocol::socket& s,
-         asio::local::stream_protocol::endpoint to) -> asio::awaitable<coronet::result<void>> {
-        auto [ec] = co_await s.async_connect(to, nothrow_awaitable);
-        if (ec) co_return ec;
-        co_return coronet::result<void>{};
-      }(socket, where),
-      connect_limit);
+  auto connected = co_await coronet::with_timeout(connect_socket(socket, where), connect_limit);
   if (!connected) co_return connected.error();
   co_return coronet::unix_stream(std::move(socket));
 }
