@@ -339,3 +339,22 @@ TEST_CASE("coronet_bench counts every connection refused and exits 1") {
   REQUIRE(udp.result.is_object());
   CHECK(udp.result.at("errors").get<std::uint64_t>() >= 2);
 }
+
+TEST_CASE("coronet_bench counts a UDP reply missing for 1 s as a timeout error") {
+  // A UDP socket that takes datagrams and never answers: every message times out after 1 s,
+  // is counted, and the next one goes out.
+  asio::io_context context;
+  asio::ip::udp::socket silent(context, {asio::ip::address_v4::loopback(), 0});
+  const auto target = "127.0.0.1:" + std::to_string(silent.local_endpoint().port());
+  auto run = run_bench({"--proto", "udp", "--connections", "2", "--duration", "2.5", "--warmup",
+                        "0", "--target", target});
+  INFO(run.out, run.err);
+  CHECK(run.exit_code == 1);
+  REQUIRE(run.result.is_object());
+  CHECK(run.result.at("messages") == 0);
+  // Each socket sends at t = 0, 1 and 2 s, and every one of those times out.
+  CHECK(run.result.at("error_detail").at("timeout").get<std::uint64_t>() >= 4);
+  CHECK(run.result.at("error_detail").at("io") == 0);
+  CHECK(run.result.at("udp_sent").get<std::uint64_t>() >= 4);
+  CHECK(run.result.at("latency_us").at("p50").is_null());
+}
