@@ -1,5 +1,7 @@
 #include "coronet/endpoint.hpp"
 
+#include <net/if.h>
+
 #include <algorithm>
 #include <charconv>
 #include <ostream>
@@ -38,6 +40,23 @@ result<std::uint16_t> parse_port(std::string_view text) {
   return static_cast<std::uint16_t>(value);
 }
 
+// An IPv6 scope, the text after '%': an interface index (`2`) or name (`lo`). Asio reads it
+// as atoi() would when no interface has that name, so an unknown name, or any text, became no
+// scope at all, and a number past 32 bits wrapped: those are refused here instead.
+result<std::uint32_t> parse_scope(std::string_view text) {
+  if (text.empty()) return make_error_code(errc::invalid_host);
+  if (text.front() >= '0' && text.front() <= '9') {
+    std::uint32_t index = 0;  // sin6_scope_id's width
+    const char* end = text.data() + text.size();
+    auto [stop, ec] = std::from_chars(text.data(), end, index);
+    if (ec != std::errc() || stop != end) return make_error_code(errc::invalid_host);
+    return index;
+  }
+  const unsigned index = if_nametoindex(std::string(text).c_str());
+  if (index == 0) return make_error_code(errc::invalid_host);
+  return index;
+}
+
 result<split_text> split(std::string_view text) {
   if (text.empty()) return make_error_code(errc::empty_address);
   split_text out;
@@ -70,6 +89,9 @@ result<split_text> split(std::string_view text) {
     rest = text.substr(colon + 1);
   }
   if (out.host.empty()) return make_error_code(errc::missing_host);
+  // The host goes on as a C string (to inet_pton, if_nametoindex or the resolver), which would
+  // end at a NUL: `1.2.3.4\0junk:80` must not read as 1.2.3.4.
+  if (out.host.find('\0') != std::string_view::npos) return make_error_code(errc::invalid_host);
   auto port = parse_port(rest);
   if (!port) return port.error();
   out.port = *port;
@@ -115,12 +137,21 @@ result<endpoint> endpoint::parse(std::string_view text) {
   auto parts = split(text);
   if (!parts) return parts.error();
   std::error_code ec;
-  const std::string host(parts->host);
   if (parts->bracketed) {
-    auto v6 = asio::ip::make_address_v6(host, ec);
+    std::string_view address = parts->host;
+    std::uint32_t scope = 0;
+    if (const auto percent = address.find('%'); percent != std::string_view::npos) {
+      auto index = parse_scope(address.substr(percent + 1));
+      if (!index) return index.error();
+      scope = *index;
+      address = address.substr(0, percent);
+    }
+    auto v6 = asio::ip::make_address_v6(std::string(address), ec);
     if (ec) return make_error_code(errc::invalid_host);
+    v6.scope_id(scope);
     return endpoint(v6, parts->port);
   }
+  const std::string host(parts->host);
   auto v4 = asio::ip::make_address_v4(host, ec);
   if (ec) return make_error_code(errc::invalid_host);
   return endpoint(v4, parts->port);

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include <net/if.h>
+
 #include "support/run.hpp"
 
 using coronet::endpoint;
@@ -85,8 +87,35 @@ TEST_CASE("endpoint: malformed input gives a clear error value") {
 TEST_CASE("endpoint: a text with a NUL byte or high bytes is rejected - not misread") {
   const std::string with_nul("127.0.0.1:80\0", 13);
   CHECK(endpoint::parse(with_nul).error() == errc::trailing_garbage);
+  // In the host, where it would end the C string Asio parses: not 1.2.3.4:80.
+  const std::string in_v4_host("1.2.3.4\0junk:80", 15);
+  CHECK(endpoint::parse(in_v4_host).error() == errc::invalid_host);
+  CHECK(endpoint::parse(std::string("[::1\0x]:80", 10)).error() == errc::invalid_host);
+  CHECK(endpoint::parse(std::string("[fe80::1%lo\0x]:80", 17)).error() == errc::invalid_host);
+  CHECK(coronet::host_port::parse(std::string("localhost\0.evil:80", 18)).error() ==
+        errc::invalid_host);
   CHECK_FALSE(endpoint::parse("\xff\xfe:1"));
   CHECK_FALSE(endpoint::parse(std::string(100000, '[')));
+}
+
+TEST_CASE("endpoint: an IPv6 scope is an interface name or index and nothing else") {
+  const auto by_name = endpoint::parse("[fe80::1%lo]:80");
+  REQUIRE(by_name);
+  CHECK(by_name->address().to_v6().scope_id() == if_nametoindex("lo"));
+  CHECK(by_name->to_string() == "[fe80::1%lo]:80");
+  const auto by_index = endpoint::parse("[fe80::1%4294967295]:80");
+  REQUIRE(by_index);
+  CHECK(by_index->address().to_v6().scope_id() == 4294967295U);
+  CHECK(endpoint::parse(by_index->to_string()).value() == *by_index);
+  CHECK(endpoint::parse("[ff02::1%7]:80")->address().to_v6().scope_id() == 7);
+  CHECK(endpoint::parse("[2001:db8::1%3]:80")->to_string() == "[2001:db8::1%3]:80");
+  // Each of these was read as no scope, or a wrapped one, instead of refused.
+  for (const char* text :
+       {"[fe80::1%]:80", "[fe80::1%no-such-if0]:80", "[fe80::1%loE]:80", "[fe80::1%4294967296]:80",
+        "[::1%-5]:80", "[fe80::1%1x]:80", "[fe80::1% 1]:80", "[fe80::1%%lo]:80"}) {
+    CAPTURE(text);
+    CHECK(endpoint::parse(text).error() == errc::invalid_host);
+  }
 }
 
 TEST_CASE("endpoint: converts to and from Asio endpoints and orders by address then port") {

@@ -49,13 +49,14 @@ class endpoint {
   /// `unix:`, with an empty path().
   static endpoint unix_unnamed() noexcept;
 
-  /// Parses a numeric endpoint: `127.0.0.1:80` or `[::1]:80` (an IPv6 scope, `[fe80::1%lo]:80`,
-  /// is accepted), or a Unix-domain one: `unix:/path` or `unix:@abstract`. Port 0 means "any
-  /// free port" when binding. No name lookup is done.
+  /// Parses a numeric endpoint: `127.0.0.1:80` or `[::1]:80` (an IPv6 scope is an interface
+  /// name or index: `[fe80::1%lo]:80`, `[fe80::1%1]:80`), or a Unix-domain one: `unix:/path` or
+  /// `unix:@abstract`. Port 0 means "any free port" when binding. No name lookup is done.
   ///
   /// Errors (coronet::errc): empty_address, missing_host, missing_port, invalid_port,
-  /// port_out_of_range, unbalanced_brackets, trailing_garbage, invalid_host, ipv6_needs_brackets,
-  /// and unix_domain()'s.
+  /// port_out_of_range, unbalanced_brackets, trailing_garbage, invalid_host (also for a NUL byte
+  /// in the host, an empty scope, an unknown interface or an index over 32 bits),
+  /// ipv6_needs_brackets, and unix_domain()'s.
   static result<endpoint> parse(std::string_view text);
 
   /// The IP address and port; 0.0.0.0 and 0 for a Unix-domain endpoint.
@@ -103,8 +104,8 @@ struct host_port {
   std::string host;  ///< without brackets
   std::uint16_t port = 0;
 
-  /// Splits `text`; the same syntax errors as endpoint::parse, except that any non-empty host is
-  /// accepted (IPv6 still needs brackets).
+  /// Splits `text`; the same syntax errors as endpoint::parse, except that any non-empty host
+  /// without a NUL byte is accepted (IPv6 still needs brackets).
   static result<host_port> parse(std::string_view text);
 };
 
