@@ -1,27 +1,31 @@
 // chat_server: rooms of people talking in lines of text over TCP, served from every core.
 //
-// Run:    build/bin/chat_server --tcp 127.0.0.1:7000 [--threads 4]
+// Run:    build/bin/chat_server --tcp 127.0.0.1:7000 [--threads 4] [--idle-timeout 300]
 // Pair:   build/bin/chat_client --connect 127.0.0.1:7000   (or: nc 127.0.0.1 7000)
 // Stop:   Ctrl-C or SIGTERM: stops accepting, gives clients 1 s, closes the rest, exits 0.
 //
 // The protocol: every line a client sends that does not start with "/" goes to the others in
 // its room as "<nick>: <text>". Commands: /nick NAME, /join ROOM, /who, /quit. A client starts
 // in room "lobby" as guest<N>. Server lines are "* ..." (news) and "! error: ..." (refusals).
+// chat_command.hpp parses each line, apart from any I/O (and so fuzzed on its own).
 //
 // How it is built, the model of a coroutine server on coronet:
 // - each connection runs on one runtime thread as two coroutines: a reader that turns lines
 //   into actions, and a writer that drains the client's own outgoing queue;
 // - a broadcast builds its line once, as one immutable shared buffer that every recipient's
-//   queue points to; recipients on other threads get it through a post to their thread;
+//   queue points to, delivered by one post to each runtime thread with recipients, which
+//   queues it for that thread's members; a writer sends what queued up meanwhile in one send;
 // - rooms are one table under one mutex, holding each room's member list as an immutable
 //   snapshot that a broadcast takes without copying;
 // - each queue is bounded: a client that stops reading is dropped past 4 MiB, and nobody else
-//   waits for it.
+//   waits for it;
+// - with --idle-timeout SECS, each line must arrive whole within SECS of the one before: a
+//   client that goes quiet, or trickles bytes without ever ending a line (slowloris), is told
+//   "! error: idle timeout" and closed.
 //
 // Exit codes: 0 after a signal; 1 when the address is malformed or cannot be bound; 2 for a
 // command-line mistake.
 
-#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <deque>
@@ -34,13 +38,13 @@
 #include <string>
 #include <string_view>
 #include <utility>
-#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
 
+#include "chat_command.hpp"
 #include "coronet/coronet.hpp"
 
 namespace {
@@ -49,6 +53,7 @@ using namespace asio::experimental::awaitable_operators;
 
 constexpr std::size_t max_line = 4096;               // bytes of content, "\n" and "\r" not counted
 constexpr std::size_t max_queued = 4 * 1024 * 1024;  // per client, beyond the kernel's buffers
+constexpr std::size_t max_batch = 64 * 1024;         // bytes of queued lines sent at once
 constexpr auto last_words_limit = std::chrono::seconds(5);  // to send what is queued at the end
 
 // A line as sent to clients: built once, shared by every queue it is in, never changed.
@@ -59,22 +64,24 @@ line make_line(std::string text) {
   return std::make_shared<const std::string>(std::move(text));
 }
 
-// One connected client. Its nick, room and queue belong to its connection's thread; the only
-// thing other threads do with a member is deliver().
-class member : public std::enable_shared_from_this<member> {
+// One connected client. Its room and queue belong to its connection's thread; its nick is
+// changed and read by others only under the chat's mutex; other threads only read executor()
+// and home(), to post work to its thread.
+class member {
  public:
   explicit member(coronet::tcp_stream& stream)
-      : stream_(stream), wake_(stream.get_executor(), asio::steady_timer::time_point::max()) {}
+      : stream_(stream),
+        executor_(stream.get_executor()),
+        home_(&asio::query(executor_, asio::execution::context)),
+        wake_(executor_, asio::steady_timer::time_point::max()) {}
 
   std::string nick;
   std::string room;
 
-  // Safe from any thread: queues `message` on this member's own thread.
-  void deliver(line message) {
-    asio::post(wake_.get_executor(), [self = shared_from_this(), message = std::move(message)] {
-      self->enqueue(message);
-    });
-  }
+  // Safe from any thread: the executor of the member's runtime thread, and that thread's
+  // io_context, which tells members of the same thread apart from the others.
+  const asio::any_io_executor& executor() const noexcept { return executor_; }
+  const asio::execution_context* home() const noexcept { return home_; }
 
   // Own thread only. Past the bound the client is dropped: closing the socket ends its reader
   // (which then says it left) and its writer.
@@ -104,8 +111,11 @@ class member : public std::enable_shared_from_this<member> {
     wake_.cancel();
   }
 
-  // The writer coroutine: one line at a time, each a view of the shared buffer.
+  // The writer coroutine. Lines that queued up while a send was under way go out together,
+  // copied into one buffer of up to max_batch bytes: one send for many lines when a room is
+  // busy (a crowd leaving at once tells each member of every departure).
   asio::awaitable<void> write_loop() {
+    std::string batch;
     for (;;) {
       while (queue_.empty()) {
         if (finishing_ || gone_) co_return;
@@ -113,11 +123,15 @@ class member : public std::enable_shared_from_this<member> {
         (void)co_await wake_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
       }
       if (gone_) co_return;
-      const line next = std::move(queue_.front());
-      queue_.pop_front();
+      batch.clear();
+      while (!queue_.empty() &&
+             (batch.empty() || batch.size() + queue_.front()->size() <= max_batch)) {
+        batch += *queue_.front();
+        queue_.pop_front();
+      }
       const auto limit = finishing_ ? coronet::call_timeout(last_words_limit) : std::nullopt;
-      const auto sent = co_await stream_.send_all(asio::buffer(*next), limit);
-      queued_bytes_ -= next->size();
+      const auto sent = co_await stream_.send_all(asio::buffer(batch), limit);
+      queued_bytes_ -= batch.size();
       if (!sent) {
         stop();  // the peer is gone or stuck: the reader ends too
         co_return;
@@ -127,6 +141,8 @@ class member : public std::enable_shared_from_this<member> {
 
  private:
   coronet::tcp_stream& stream_;
+  const asio::any_io_executor executor_;
+  const asio::execution_context* const home_;
   asio::steady_timer wake_;  // cancelled when there is something to send
   std::deque<line> queue_;
   std::size_t queued_bytes_ = 0;
@@ -134,20 +150,12 @@ class member : public std::enable_shared_from_this<member> {
   bool gone_ = false;
 };
 
-// NAME and ROOM: 1 to 32 of [A-Za-z0-9_-].
-bool valid_name(std::string_view name) {
-  return !name.empty() && name.size() <= 32 && std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '-';
-  });
-}
-
 // Every room and nick, shared by all threads under one mutex. A room's member list is an
 // immutable snapshot, replaced on each join or leave, so a broadcast takes it under the lock
 // and delivers outside it.
 class chat {
  public:
-  using members = std::map<std::string, std::shared_ptr<member>>;  // by nick, in byte order
+  using members = std::vector<std::shared_ptr<member>>;  // in the order they came
 
   // A new client: a fresh guest nick, in the lobby, not announced.
   void enter(const std::shared_ptr<member>& who) {
@@ -161,7 +169,7 @@ class chat {
   }
 
   void say(const member& from, std::string_view text) {
-    broadcast(from.room, make_line(from.nick + ": " + std::string(text)), from.nick);
+    broadcast(from.room, make_line(from.nick + ": " + std::string(text)), &from);
   }
 
   // Returns why not, or nothing when done.
@@ -171,13 +179,11 @@ class chat {
       std::lock_guard lock(mutex_);
       if (to == who->nick) return std::nullopt;
       if (nicks_.count(to) > 0) return "nick " + to + " is taken";
-      remove(*who);
       nicks_.erase(who->nick);
       old = std::exchange(who->nick, to);
       nicks_.insert(to);
-      add(who);
     }
-    broadcast(who->room, make_line("* " + old + " is now " + to), to);
+    broadcast(who->room, make_line("* " + old + " is now " + to), who.get());
     return std::nullopt;
   }
 
@@ -190,15 +196,20 @@ class chat {
       old = std::exchange(who->room, room);
       add(who);
     }
-    broadcast(old, make_line("* " + who->nick + " left"), who->nick);
-    broadcast(room, make_line("* " + who->nick + " joined"), who->nick);
+    broadcast(old, make_line("* " + who->nick + " left"), who.get());
+    broadcast(room, make_line("* " + who->nick + " joined"), who.get());
   }
 
   std::string who_is_in(const member& asking) {
+    std::vector<std::string> nicks;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& m : *rooms_[asking.room]) nicks.push_back(m->nick);
+    }
+    std::sort(nicks.begin(), nicks.end());  // by byte value
     std::string list = "* in " + asking.room + ":";
-    std::lock_guard lock(mutex_);
     const char* separator = " ";
-    for (const auto& [nick, m] : *rooms_[asking.room]) {
+    for (const auto& nick : nicks) {
       list += separator + nick;
       separator = ", ";
     }
@@ -212,7 +223,7 @@ class chat {
       if (nicks_.erase(who.nick) == 0) return;
       remove(who);
     }
-    broadcast(who.room, make_line("* " + who.nick + " left"), who.nick);
+    broadcast(who.room, make_line("* " + who.nick + " left"), &who);
   }
 
  private:
@@ -220,13 +231,16 @@ class chat {
   void add(const std::shared_ptr<member>& who) {
     auto& room = rooms_[who->room];
     auto next = std::make_shared<members>(room ? *room : members{});
-    next->emplace(who->nick, who);
+    next->push_back(who);
     room = std::move(next);
   }
   void remove(const member& who) {
     auto& room = rooms_[who.room];
-    auto next = std::make_shared<members>(*room);
-    next->erase(who.nick);
+    auto next = std::make_shared<members>();
+    next->reserve(room->size());
+    for (const auto& m : *room) {
+      if (m.get() != &who) next->push_back(m);
+    }
     if (next->empty()) {
       rooms_.erase(who.room);
     } else {
@@ -234,8 +248,11 @@ class chat {
     }
   }
 
-  // To everyone in `room` but `except`: the same buffer to each.
-  void broadcast(const std::string& room, const line& message, const std::string& except) {
+  // To everyone in `room` but `except`, the same buffer to each: one post to each runtime
+  // thread that has members there, which queues the line for that thread's members. A crowd
+  // costs a loop per thread, not a post per member (when a crowd leaves at once, each of its
+  // members is told of every departure).
+  void broadcast(const std::string& room, const line& message, const member* except) {
     std::shared_ptr<const members> snapshot;
     {
       std::lock_guard lock(mutex_);
@@ -243,8 +260,20 @@ class chat {
       if (found == rooms_.end()) return;
       snapshot = found->second;
     }
-    for (const auto& [nick, m] : *snapshot) {
-      if (nick != except) m->deliver(message);
+    std::vector<const member*> one_per_thread;
+    for (const auto& m : *snapshot) {
+      if (m.get() == except) continue;
+      if (std::none_of(one_per_thread.begin(), one_per_thread.end(),
+                       [&](const member* seen) { return seen->home() == m->home(); })) {
+        one_per_thread.push_back(m.get());
+      }
+    }
+    for (const member* first : one_per_thread) {
+      asio::post(first->executor(), [snapshot, message, except, home = first->home()] {
+        for (const auto& m : *snapshot) {
+          if (m->home() == home && m.get() != except) m->enqueue(message);
+        }
+      });
     }
   }
 
@@ -254,67 +283,49 @@ class chat {
   std::map<std::string, std::shared_ptr<const members>> rooms_;
 };
 
-std::vector<std::string_view> words_of(std::string_view text) {
-  std::vector<std::string_view> words;
-  while (!text.empty()) {
-    const auto space = text.find(' ');
-    if (space != 0) words.push_back(text.substr(0, space));
-    if (space == std::string_view::npos) break;
-    text.remove_prefix(space + 1);
-  }
-  return words;
-}
-
-// The reply to /nick NAME or /join ROOM.
-std::string rename_or_join(chat& rooms, const std::shared_ptr<member>& me,
-                           const std::vector<std::string_view>& words) {
-  const bool nick = words[0] == "/nick";
-  if (words.size() != 2) return nick ? "! error: usage: /nick NAME" : "! error: usage: /join ROOM";
-  const std::string name(words[1]);
-  if (!valid_name(name)) return "! error: invalid name '" + name + "': 1 to 32 of A-Z a-z 0-9 _ -";
-  if (!nick) {
-    rooms.join(me, name);
-    return "* joined " + name;
-  }
-  if (auto why_not = rooms.rename(me, name)) return "! error: " + *why_not;
-  return "* you are now " + name;
-}
-
 // One line from a client; false when it asked to quit.
 bool handle(chat& rooms, const std::shared_ptr<member>& me, std::string_view text) {
-  if (text.front() != '/') {
-    rooms.say(*me, text);
-    return true;
-  }
-  const auto words = words_of(text);
-  const std::string_view command = words.front();
+  using kind = coronet_examples::chat_command::kind;
+  auto command = coronet_examples::parse_chat_command(text);
   std::string reply;
-  if (command == "/nick" || command == "/join") {
-    reply = rename_or_join(rooms, me, words);
-  } else if (command == "/who" || command == "/quit") {
-    if (words.size() > 1) {
-      reply = "! error: usage: " + std::string(command);
-    } else if (command == "/quit") {
-      return false;
-    } else {
-      reply = rooms.who_is_in(*me);
+  switch (command.what) {
+    case kind::say: rooms.say(*me, command.argument); return true;
+    case kind::nick: {
+      const std::string name(command.argument);
+      if (auto why_not = rooms.rename(me, name)) {
+        reply = "! error: " + *why_not;
+      } else {
+        reply = "* you are now " + name;
+      }
+      break;
     }
-  } else {
-    reply = "! error: unknown command " + std::string(command);
+    case kind::join: {
+      const std::string room(command.argument);
+      rooms.join(me, room);
+      reply = "* joined " + room;
+      break;
+    }
+    case kind::who: reply = rooms.who_is_in(*me); break;
+    case kind::quit: return false;
+    case kind::error: reply = std::move(command.reply); break;
   }
   me->enqueue(make_line(std::move(reply)));
   return true;
 }
 
-// The reader: a line at a time until the client quits, leaves or breaks the rules.
+// The reader: a line at a time until the client quits, leaves or breaks the rules. `idle`
+// bounds each whole line, however many receives it takes.
 asio::awaitable<void> read_loop(chat& rooms, std::shared_ptr<member> me,
-                                coronet::tcp_stream& stream) {
+                                coronet::tcp_stream& stream, coronet::timeout idle) {
   coronet::stream_reader reader(stream, {.max_line = max_line});
   for (;;) {
-    auto got = co_await reader.read_line();
+    auto got = co_await reader.read_line(idle);
     if (!got) {
       if (got.error() == coronet::errc::line_too_long) {
         me->enqueue(make_line("! error: line too long"));
+      } else if (got.error() == std::errc::timed_out) {
+        coronet::log().info("{}: idle, closing", me->nick);
+        me->enqueue(make_line("! error: idle timeout"));
       }
       break;  // eof, a reset, an unterminated line (discarded) or the writer's close
     }
@@ -325,7 +336,8 @@ asio::awaitable<void> read_loop(chat& rooms, std::shared_ptr<member> me,
   me->finish();
 }
 
-asio::awaitable<void> session(std::shared_ptr<chat> rooms, coronet::tcp_stream stream) {
+asio::awaitable<void> session(std::shared_ptr<chat> rooms, coronet::tcp_stream stream,
+                              coronet::timeout idle) {
   // Lines are small and each is sent as it comes: no waiting for more to fill a segment.
   (void)stream.set_option(coronet::option::no_delay{true});
   auto me = std::make_shared<member>(stream);
@@ -341,7 +353,7 @@ asio::awaitable<void> session(std::shared_ptr<chat> rooms, coronet::tcp_stream s
     }
   } on_exit{*rooms, *me};
   me->enqueue(make_line("* welcome " + me->nick));
-  co_await (read_loop(*rooms, me, stream) && me->write_loop());
+  co_await (read_loop(*rooms, me, stream, idle) && me->write_loop());
   (void)stream.shutdown(coronet::shutdown_type::send);  // FIN after the last line
 }
 
@@ -352,12 +364,19 @@ int main(int argc, char** argv) {
   std::string address;
   unsigned threads = 0;
   std::string log_level = "info";
+  double idle_seconds = 0;
   app.add_option("--tcp", address, "listen on ADDR (127.0.0.1:7000, [::]:7000)")
       ->type_name("ADDR")
       ->required();
   auto* threads_option =
       app.add_option("--threads", threads, "runtime threads (default: one per hardware thread)")
           ->check(CLI::Range(1U, 1024U));
+  auto* idle_option =
+      app.add_option("--idle-timeout", idle_seconds,
+                     "close a client whose next line has not arrived whole within SECS "
+                     "(default: never)")
+          ->type_name("SECS")
+          ->check(CLI::PositiveNumber);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   try {
@@ -380,10 +399,14 @@ int main(int argc, char** argv) {
   coronet::runtime runtime =
       threads_option->count() > 0 ? coronet::runtime(threads) : coronet::runtime();
   auto rooms = std::make_shared<chat>();
+  const coronet::timeout idle = idle_option->count() > 0
+                                    ? coronet::timeout(std::chrono::duration<double>(idle_seconds))
+                                    : coronet::no_timeout;
   try {
-    auto server = coronet::tcp_server::bind(runtime, *where, [rooms](coronet::tcp_stream stream) {
-      return session(rooms, std::move(stream));
-    });
+    auto server =
+        coronet::tcp_server::bind(runtime, *where, [rooms, idle](coronet::tcp_stream stream) {
+          return session(rooms, std::move(stream), idle);
+        });
     std::cout << "listening tcp " << server.local_endpoint() << std::endl;
     runtime.handle_signals([&server] { return server.stop(std::chrono::seconds(1)); });
     runtime.run();
