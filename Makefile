@@ -9,15 +9,19 @@
 #   make asan       build and test with AddressSanitizer + UndefinedBehaviorSanitizer
 #   make tsan       build and test with ThreadSanitizer
 #   make clang      build and test with clang 14
+#   make fuzz       libFuzzer (clang 14, ASan + UBSan) on each fuzz target for FUZZ_SECONDS
+#                   (default 60) from tests/fuzz/corpus; non-zero exit and crash files on a find
 #   make bench      the benchmark matrix: 4 echo servers x 12 cells x 3 runs, medians, README
 #                   table and charts in benchmarks/results (about 16 minutes)
 #   make clean      remove build/
 
 PREFIX ?= /usr/local
+FUZZ_SECONDS ?= 60
 PACKAGES := g++ cmake ninja-build libasio-dev libspdlog-dev doctest-dev libcli11-dev nlohmann-json3-dev
 CLANG_PACKAGES := clang
+FUZZ_PACKAGES := clang libclang-rt-14-dev
 
-.PHONY: all deps build test demo install asan tsan clang release bench clean
+.PHONY: all deps build test demo install asan tsan clang fuzz release bench clean
 all: build
 
 deps:
@@ -53,6 +57,14 @@ clang: deps
 	cmake --preset dev-clang
 	cmake --build --preset dev-clang
 	ctest --preset dev-clang
+
+# The fuzz targets only (no tests or examples), then scripts/fuzz.sh: it works on a copy of the
+# corpus in a temporary directory and prints where its crash files are.
+fuzz: deps
+	@scripts/deps.sh $(FUZZ_PACKAGES)
+	cmake --preset fuzz
+	cmake --build --preset fuzz
+	scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
 
 bench: release
 	@scripts/deps.sh gnuplot-nox util-linux
