@@ -1,6 +1,6 @@
 #pragma once
-// proc: what /proc says about another process (a child the test runs): its CPU time and how
-// many descriptors it holds.
+// proc: what /proc says about another process (a child the test runs): its CPU time, how many
+// descriptors it holds and its resident memory.
 
 #include <sys/types.h>
 #include <unistd.h>
@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -40,6 +41,22 @@ inline std::size_t open_descriptors(pid_t pid) {
   std::size_t n = 0;
   for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator(fds)) ++n;
   return n;
+}
+
+/// The memory `pid` has resident now, in bytes (VmRSS of /proc/PID/status); 0 when the process
+/// is gone.
+inline std::size_t resident_bytes(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      std::size_t kib = 0;
+      in >> kib;
+      return kib * 1024;
+    }
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  return 0;
 }
 
 }  // namespace coronet::test

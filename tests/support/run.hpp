@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstddef>
@@ -130,6 +131,13 @@ inline endpoint ready_endpoint(const std::optional<std::string>& line,
   REQUIRE_MESSAGE(ep, *line);
   CHECK(ep->port() != 0);
   return *ep;
+}
+
+/// What is left of the time until `deadline`, never negative.
+inline std::chrono::milliseconds left_until(std::chrono::steady_clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return std::max(left, std::chrono::milliseconds(0));
 }
 
 /// Pauses the calling coroutine.
