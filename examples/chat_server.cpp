@@ -13,10 +13,11 @@
 // - each connection runs on one runtime thread as two coroutines: a reader that turns lines
 //   into actions, and a writer that drains the client's own outgoing queue;
 // - a broadcast builds its line once, as one immutable shared buffer that every recipient's
-//   queue points to, delivered by one post to each runtime thread with recipients, which
-//   queues it for that thread's members; a writer sends what queued up meanwhile in one send;
-// - rooms are one table under one mutex, holding each room's member list as an immutable
-//   snapshot that a broadcast takes without copying;
+//   queue points to, and posts it once to each runtime thread, which queues it for its own
+//   members of the room: each thread keeps its members by room, touched only there, so a
+//   broadcast takes no lock and copies no member list;
+// - nicks, and each room's nicks for /who, are one table under one mutex;
+// - a writer sends every line that queued up while it was sending in one send;
 // - each queue is bounded: a client that stops reading is dropped past 4 MiB, and nobody else
 //   waits for it;
 // - with --idle-timeout SECS, each line must arrive whole within SECS of the one before: a
@@ -26,8 +27,11 @@
 // Exit codes: 0 after a signal; 1 when the address is malformed or cannot be bound; 2 for a
 // command-line mistake.
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <iostream>
 #include <map>
@@ -35,9 +39,11 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -64,24 +70,21 @@ line make_line(std::string text) {
   return std::make_shared<const std::string>(std::move(text));
 }
 
-// One connected client. Its room and queue belong to its connection's thread; its nick is
-// changed and read by others only under the chat's mutex; other threads only read executor()
-// and home(), to post work to its thread.
+// One connected client, living on one runtime thread: its room and queue belong to that
+// thread, and no other thread touches the member; its nick is also read by /who on other
+// threads, under the chat's mutex, which every change of it holds.
 class member {
  public:
-  explicit member(coronet::tcp_stream& stream)
-      : stream_(stream),
-        executor_(stream.get_executor()),
-        home_(&asio::query(executor_, asio::execution::context)),
-        wake_(executor_, asio::steady_timer::time_point::max()) {}
+  member(coronet::tcp_stream& stream, std::uint64_t member_id)
+      : id(member_id),
+        executor(stream.get_executor()),
+        stream_(stream),
+        wake_(executor, asio::steady_timer::time_point::max()) {}
 
+  const std::uint64_t id;                // never reused, unlike an address
+  const asio::any_io_executor executor;  // its runtime thread's
   std::string nick;
   std::string room;
-
-  // Safe from any thread: the executor of the member's runtime thread, and that thread's
-  // io_context, which tells members of the same thread apart from the others.
-  const asio::any_io_executor& executor() const noexcept { return executor_; }
-  const asio::execution_context* home() const noexcept { return home_; }
 
   // Own thread only. Past the bound the client is dropped: closing the socket ends its reader
   // (which then says it left) and its writer.
@@ -141,8 +144,6 @@ class member {
 
  private:
   coronet::tcp_stream& stream_;
-  const asio::any_io_executor executor_;
-  const asio::execution_context* const home_;
   asio::steady_timer wake_;  // cancelled when there is something to send
   std::deque<line> queue_;
   std::size_t queued_bytes_ = 0;
@@ -150,146 +151,165 @@ class member {
   bool gone_ = false;
 };
 
-// Every room and nick, shared by all threads under one mutex. A room's member list is an
-// immutable snapshot, replaced on each join or leave, so a broadcast takes it under the lock
-// and delivers outside it.
+// Every room and nick. Two views of the rooms:
+// - on each runtime thread, the members of each room that live on that thread (touched only
+//   there, so without a lock): a broadcast is one post to each thread, which queues the line
+//   for its own members of the room;
+// - under one mutex, every nick in use and each room's nicks in byte order, for /who.
+// Joining, leaving and renaming cost O(log n), and a broadcast a post per thread plus a queue
+// push per recipient, with no copy of a member list: a crowd of thousands coming or going at
+// once stays cheap (each of its members is still told of every departure).
 class chat {
  public:
-  using members = std::vector<std::shared_ptr<member>>;  // in the order they came
+  explicit chat(coronet::runtime& runtime) {
+    for (std::size_t k = 0; k < runtime.size(); ++k) {
+      threads_.push_back(std::make_unique<thread_rooms>(runtime.executor(k)));
+    }
+  }
 
-  // A new client: a fresh guest nick, in the lobby, not announced.
-  void enter(const std::shared_ptr<member>& who) {
-    std::lock_guard lock(mutex_);
-    do {
-      who->nick = "guest" + std::to_string(next_guest_++);
-    } while (nicks_.count(who->nick) > 0);
-    nicks_.insert(who->nick);
-    who->room = "lobby";
-    add(who);
+  // A new client (on its own thread): a fresh guest nick, in the lobby, not announced.
+  std::shared_ptr<member> enter(coronet::tcp_stream& stream) {
+    auto who = std::make_shared<member>(stream, next_id_++);
+    {
+      std::lock_guard lock(mutex_);
+      do {
+        who->nick = "guest" + std::to_string(next_guest_++);
+      } while (nicks_.count(who->nick) > 0);
+      nicks_.insert(who->nick);
+      who->room = "lobby";
+      room_nicks_[who->room].insert(who->nick);
+    }
+    local(who->executor).rooms[who->room].push_back(who.get());
+    return who;
   }
 
   void say(const member& from, std::string_view text) {
-    broadcast(from.room, make_line(from.nick + ": " + std::string(text)), &from);
+    broadcast(from.room, make_line(from.nick + ": " + std::string(text)), from.id);
   }
 
   // Returns why not, or nothing when done.
-  std::optional<std::string> rename(const std::shared_ptr<member>& who, const std::string& to) {
+  std::optional<std::string> rename(member& who, const std::string& to) {
     std::string old;
     {
       std::lock_guard lock(mutex_);
-      if (to == who->nick) return std::nullopt;
+      if (to == who.nick) return std::nullopt;
       if (nicks_.count(to) > 0) return "nick " + to + " is taken";
-      nicks_.erase(who->nick);
-      old = std::exchange(who->nick, to);
+      nicks_.erase(who.nick);
       nicks_.insert(to);
+      auto& in_room = room_nicks_[who.room];
+      in_room.erase(who.nick);
+      in_room.insert(to);
+      old = std::exchange(who.nick, to);
     }
-    broadcast(who->room, make_line("* " + old + " is now " + to), who.get());
+    broadcast(who.room, make_line("* " + old + " is now " + to), who.id);
     return std::nullopt;
   }
 
-  void join(const std::shared_ptr<member>& who, const std::string& room) {
-    if (room == who->room) return;
+  // On the member's own thread, like leave().
+  void join(member& who, const std::string& room) {
+    if (room == who.room) return;
     std::string old;
     {
       std::lock_guard lock(mutex_);
-      remove(*who);
-      old = std::exchange(who->room, room);
-      add(who);
+      remove_nick(who.room, who.nick);
+      room_nicks_[room].insert(who.nick);
+      old = std::exchange(who.room, room);
     }
-    broadcast(old, make_line("* " + who->nick + " left"), who.get());
-    broadcast(room, make_line("* " + who->nick + " joined"), who.get());
+    auto& rooms = local(who.executor).rooms;
+    remove_member(rooms, old, who);
+    rooms[room].push_back(&who);
+    broadcast(old, make_line("* " + who.nick + " left"), who.id);
+    broadcast(room, make_line("* " + who.nick + " joined"), who.id);
   }
 
   std::string who_is_in(const member& asking) {
-    std::vector<std::string> nicks;
-    {
-      std::lock_guard lock(mutex_);
-      for (const auto& m : *rooms_[asking.room]) nicks.push_back(m->nick);
-    }
-    std::sort(nicks.begin(), nicks.end());  // by byte value
     std::string list = "* in " + asking.room + ":";
+    std::lock_guard lock(mutex_);
     const char* separator = " ";
-    for (const auto& nick : nicks) {
+    for (const auto& nick : room_nicks_[asking.room]) {
       list += separator + nick;
       separator = ", ";
     }
     return list;
   }
 
-  // Idempotent: the member leaves its room (the others are told) and frees its nick.
+  // Idempotent, on the member's own thread: it leaves its room (the others are told) and
+  // frees its nick.
   void leave(member& who) {
     {
       std::lock_guard lock(mutex_);
       if (nicks_.erase(who.nick) == 0) return;
-      remove(who);
+      remove_nick(who.room, who.nick);
     }
-    broadcast(who.room, make_line("* " + who.nick + " left"), &who);
+    remove_member(local(who.executor).rooms, who.room, who);
+    broadcast(who.room, make_line("* " + who.nick + " left"), who.id);
   }
 
  private:
-  // Under mutex_: copy-on-write of the member's room.
-  void add(const std::shared_ptr<member>& who) {
-    auto& room = rooms_[who->room];
-    auto next = std::make_shared<members>(room ? *room : members{});
-    next->push_back(who);
-    room = std::move(next);
-  }
-  void remove(const member& who) {
-    auto& room = rooms_[who.room];
-    auto next = std::make_shared<members>();
-    next->reserve(room->size());
-    for (const auto& m : *room) {
-      if (m.get() != &who) next->push_back(m);
+  // One runtime thread's members by room. Member pointers stay valid: a member leaves (on
+  // this thread) before it goes away.
+  struct thread_rooms {
+    explicit thread_rooms(asio::any_io_executor e)
+        : executor(std::move(e)), context(&asio::query(executor, asio::execution::context)) {}
+    const asio::any_io_executor executor;
+    const asio::execution_context* const context;
+    std::map<std::string, std::vector<member*>> rooms;
+  };
+
+  thread_rooms& local(const asio::any_io_executor& own_thread) {
+    const auto* context = &asio::query(own_thread, asio::execution::context);
+    for (const auto& t : threads_) {
+      if (t->context == context) return *t;
     }
-    if (next->empty()) {
-      rooms_.erase(who.room);
-    } else {
-      room = std::move(next);
-    }
+    throw std::logic_error("chat: a member on a thread outside the runtime");
   }
 
-  // To everyone in `room` but `except`, the same buffer to each: one post to each runtime
-  // thread that has members there, which queues the line for that thread's members. A crowd
-  // costs a loop per thread, not a post per member (when a crowd leaves at once, each of its
-  // members is told of every departure).
-  void broadcast(const std::string& room, const line& message, const member* except) {
-    std::shared_ptr<const members> snapshot;
-    {
-      std::lock_guard lock(mutex_);
-      const auto found = rooms_.find(room);
-      if (found == rooms_.end()) return;
-      snapshot = found->second;
-    }
-    std::vector<const member*> one_per_thread;
-    for (const auto& m : *snapshot) {
-      if (m.get() == except) continue;
-      if (std::none_of(one_per_thread.begin(), one_per_thread.end(),
-                       [&](const member* seen) { return seen->home() == m->home(); })) {
-        one_per_thread.push_back(m.get());
-      }
-    }
-    for (const member* first : one_per_thread) {
-      asio::post(first->executor(), [snapshot, message, except, home = first->home()] {
-        for (const auto& m : *snapshot) {
-          if (m->home() == home && m.get() != except) m->enqueue(message);
+  static void remove_member(std::map<std::string, std::vector<member*>>& rooms,
+                            const std::string& room, const member& who) {
+    const auto found = rooms.find(room);
+    if (found == rooms.end()) return;
+    auto& members = found->second;
+    members.erase(std::remove(members.begin(), members.end(), &who), members.end());
+    if (members.empty()) rooms.erase(found);
+  }
+
+  // Under mutex_.
+  void remove_nick(const std::string& room, const std::string& nick) {
+    const auto found = room_nicks_.find(room);
+    if (found == room_nicks_.end()) return;
+    found->second.erase(nick);
+    if (found->second.empty()) room_nicks_.erase(found);
+  }
+
+  // To everyone in `room` but member `except`: the same buffer to each, through one post to
+  // each runtime thread. Lines from one sender reach each thread in the order sent.
+  void broadcast(const std::string& room, const line& message, std::uint64_t except) {
+    for (const auto& t : threads_) {
+      asio::post(t->executor, [&rooms = t->rooms, room, message, except] {
+        const auto found = rooms.find(room);
+        if (found == rooms.end()) return;
+        for (member* m : found->second) {
+          if (m->id != except) m->enqueue(message);
         }
       });
     }
   }
 
+  std::vector<std::unique_ptr<thread_rooms>> threads_;
+  std::atomic<std::uint64_t> next_id_ = 1;
   std::mutex mutex_;
   std::uint64_t next_guest_ = 1;
   std::set<std::string> nicks_;
-  std::map<std::string, std::shared_ptr<const members>> rooms_;
+  std::map<std::string, std::set<std::string>> room_nicks_;  // nicks in byte order
 };
 
 // One line from a client; false when it asked to quit.
-bool handle(chat& rooms, const std::shared_ptr<member>& me, std::string_view text) {
+bool handle(chat& rooms, member& me, std::string_view text) {
   using kind = coronet_examples::chat_command::kind;
   auto command = coronet_examples::parse_chat_command(text);
   std::string reply;
   switch (command.what) {
-    case kind::say: rooms.say(*me, command.argument); return true;
+    case kind::say: rooms.say(me, command.argument); return true;
     case kind::nick: {
       const std::string name(command.argument);
       if (auto why_not = rooms.rename(me, name)) {
@@ -305,11 +325,11 @@ bool handle(chat& rooms, const std::shared_ptr<member>& me, std::string_view tex
       reply = "* joined " + room;
       break;
     }
-    case kind::who: reply = rooms.who_is_in(*me); break;
+    case kind::who: reply = rooms.who_is_in(me); break;
     case kind::quit: return false;
     case kind::error: reply = std::move(command.reply); break;
   }
-  me->enqueue(make_line(std::move(reply)));
+  me.enqueue(make_line(std::move(reply)));
   return true;
 }
 
@@ -330,7 +350,7 @@ asio::awaitable<void> read_loop(chat& rooms, std::shared_ptr<member> me,
       break;  // eof, a reset, an unterminated line (discarded) or the writer's close
     }
     if (got->empty()) continue;
-    if (!handle(rooms, me, *got)) break;
+    if (!handle(rooms, *me, *got)) break;
   }
   rooms.leave(*me);
   me->finish();
@@ -340,8 +360,7 @@ asio::awaitable<void> session(std::shared_ptr<chat> rooms, coronet::tcp_stream s
                               coronet::timeout idle) {
   // Lines are small and each is sent as it comes: no waiting for more to fill a segment.
   (void)stream.set_option(coronet::option::no_delay{true});
-  auto me = std::make_shared<member>(stream);
-  rooms->enter(me);
+  auto me = rooms->enter(stream);
   // However the session ends (a server stop cancels it), it leaves and the member lets go
   // of the stream before the stream goes away.
   struct goodbye {
@@ -398,7 +417,7 @@ int main(int argc, char** argv) {
   }
   coronet::runtime runtime =
       threads_option->count() > 0 ? coronet::runtime(threads) : coronet::runtime();
-  auto rooms = std::make_shared<chat>();
+  auto rooms = std::make_shared<chat>(runtime);
   const coronet::timeout idle = idle_option->count() > 0
                                     ? coronet::timeout(std::chrono::duration<double>(idle_seconds))
                                     : coronet::no_timeout;
