@@ -11,17 +11,20 @@
 #   make clang      build and test with clang 14
 #   make fuzz       libFuzzer (clang 14, ASan + UBSan) on each fuzz target for FUZZ_SECONDS
 #                   (default 60) from tests/fuzz/corpus; non-zero exit and crash files on a find
+#   make soak       echo_server and chat_server under mixed load with faults for SOAK_SECONDS
+#                   (default 300); fails on any error, descriptor growth or RSS growth over 10%
 #   make bench      the benchmark matrix: 4 echo servers x 12 cells x 3 runs, medians, README
 #                   table and charts in benchmarks/results (about 16 minutes)
 #   make clean      remove build/
 
 PREFIX ?= /usr/local
+SOAK_SECONDS ?= 300
 FUZZ_SECONDS ?= 60
 PACKAGES := g++ cmake ninja-build libasio-dev libspdlog-dev doctest-dev libcli11-dev nlohmann-json3-dev
 CLANG_PACKAGES := clang
 FUZZ_PACKAGES := clang libclang-rt-14-dev
 
-.PHONY: all deps build test demo install asan tsan clang fuzz release bench clean
+.PHONY: all deps build test demo install asan tsan clang fuzz soak release bench clean
 all: build
 
 deps:
@@ -65,6 +68,12 @@ fuzz: deps
 	cmake --preset fuzz
 	cmake --build --preset fuzz
 	scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
+
+# Only what the soak runs; coronet_soak starts the two servers from build/bin itself.
+soak: deps
+	cmake --preset dev
+	cmake --build --preset dev --target echo_server chat_server coronet_soak
+	build/bin/coronet_soak --duration $(SOAK_SECONDS)
 
 bench: release
 	@scripts/deps.sh gnuplot-nox util-linux
