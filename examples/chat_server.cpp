@@ -156,9 +156,10 @@ class member {
 //   there, so without a lock): a broadcast is one post to each thread, which queues the line
 //   for its own members of the room;
 // - under one mutex, every nick in use and each room's nicks in byte order, for /who.
-// Joining, leaving and renaming cost O(log n), and a broadcast a post per thread plus a queue
-// push per recipient, with no copy of a member list: a crowd of thousands coming or going at
-// once stays cheap (each of its members is still told of every departure).
+// Joining, leaving and renaming cost O(log n) under the mutex (plus, to leave, a scan of the
+// thread's own list for the room), and a broadcast a post per thread plus a queue push per
+// recipient, with no copy of a member list: a crowd of thousands coming or going at once stays
+// cheap (each of its members is still told of every departure).
 class chat {
  public:
   explicit chat(coronet::runtime& runtime) {
