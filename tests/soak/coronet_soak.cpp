@@ -170,8 +170,8 @@ std::string grouped(std::uint64_t n) {
   return digits;
 }
 
-std::string megabytes(std::optional<std::uint64_t> kb) {
-  return kb ? fmt::format("{:.1f} MB", static_cast<double>(*kb) / 1024.0) : "?";
+std::string mebibytes(std::optional<std::uint64_t> kb) {
+  return kb ? fmt::format("{:.1f} MiB", static_cast<double>(*kb) / 1024.0) : "?";
 }
 
 std::string count_or_unknown(std::optional<std::size_t> n) { return n ? std::to_string(*n) : "?"; }
@@ -1612,7 +1612,7 @@ void print_progress(soak& s, std::vector<watched>& servers, rates& last) {
       grouped(s.fault_total()), grouped(s.error_total()));
   for (const auto& w : servers) {
     line += fmt::format("  {} fds {} rss {}", w.process.name(),
-                        count_or_unknown(w.figures.fds_last), megabytes(w.figures.rss_last));
+                        count_or_unknown(w.figures.fds_last), mebibytes(w.figures.rss_last));
   }
   fmt::print("{}\n", line);
   std::fflush(stdout);
@@ -1707,7 +1707,7 @@ asio::awaitable<bool> quiesce(soak& s, std::vector<watched>& servers, bool at_en
     const auto& f = w.figures;
     line += fmt::format("  {} fds {} rss {}", w.process.name(),
                         count_or_unknown(at_end ? f.fds_end : f.fds_warm),
-                        megabytes(at_end ? f.rss_end : f.rss_warm));
+                        mebibytes(at_end ? f.rss_end : f.rss_warm));
   }
   fmt::print("{}\n", line);
   std::fflush(stdout);
@@ -1786,7 +1786,7 @@ verdict judge(const soak& s, const std::vector<watched>& servers) {
         base && f.rss_end && static_cast<double>(*f.rss_end) > limit * static_cast<double>(*base)) {
       v.reasons.push_back(fmt::format(
           "RSS growth: {} {} after the warm-up, {} at the end (+{:.1f}%, limit +{:.0f}%)", name,
-          megabytes(base), megabytes(f.rss_end), *f.rss_growth_pct(), s.opts.rss_tolerance_pct));
+          mebibytes(base), mebibytes(f.rss_end), *f.rss_growth_pct(), s.opts.rss_tolerance_pct));
     }
     if (!f.died && !s.aborted && (!f.fds_warm || !f.fds_end || !f.rss_warm || !f.rss_end) &&
         s.errors[static_cast<std::size_t>(error_kind::stuck)] == 0) {
@@ -1841,9 +1841,9 @@ void print_summary(const soak& s, const std::vector<watched>& servers, const ver
                count_or_unknown(f.fds_start), count_or_unknown(f.fds_warm),
                count_or_unknown(f.fds_end), f.fds_max);
     fmt::print("{:<16}rss start {} warm {} (warm-up peak {}) end {}{} max {}\n", "",
-               megabytes(f.rss_start), megabytes(f.rss_warm), megabytes(f.rss_warmup_peak),
-               megabytes(f.rss_end), growth ? fmt::format(" ({:+.1f}%)", *growth) : "",
-               megabytes(f.rss_max));
+               mebibytes(f.rss_start), mebibytes(f.rss_warm), mebibytes(f.rss_warmup_peak),
+               mebibytes(f.rss_end), growth ? fmt::format(" ({:+.1f}%)", *growth) : "",
+               mebibytes(f.rss_max));
     fmt::print("{:<16}{}; log: {} error lines, {} sanitizer lines\n", "",
                f.died          ? fmt::format("exited during the run with status {}", *f.died)
                : f.stop_status ? fmt::format("exit status {} after SIGTERM", *f.stop_status)
@@ -2020,7 +2020,8 @@ int run(const settings& opts) {
     }
     return 1;
   }
-  // Sends to closed sockets fail with EPIPE instead (the servers get the default back).
+  // A send to a closed socket fails with EPIPE here instead of ending the soak (the servers
+  // were given the default action back when they started).
   std::signal(SIGPIPE, SIG_IGN);
   s->big_datagrams = read_sysctl("/proc/sys/net/core/rmem_max") >= 1024 * 1024;
   fmt::print(
