@@ -126,15 +126,23 @@ class member {
         (void)co_await wake_.async_wait(asio::experimental::as_tuple(asio::use_awaitable));
       }
       if (gone_) co_return;
-      batch.clear();
-      while (!queue_.empty() &&
-             (batch.empty() || batch.size() + queue_.front()->size() <= max_batch)) {
-        batch += *queue_.front();
-        queue_.pop_front();
+      // One line, the usual case, is sent from its shared buffer as it is; several are copied
+      // into `batch`, which is let go of again once used, so that an idle client holds none.
+      const line first = std::move(queue_.front());
+      queue_.pop_front();
+      asio::const_buffer out = asio::buffer(*first);
+      if (!queue_.empty()) {
+        batch = *first;
+        while (!queue_.empty() && batch.size() + queue_.front()->size() <= max_batch) {
+          batch += *queue_.front();
+          queue_.pop_front();
+        }
+        out = asio::buffer(batch);
       }
       const auto limit = finishing_ ? coronet::call_timeout(last_words_limit) : std::nullopt;
-      const auto sent = co_await stream_.send_all(asio::buffer(batch), limit);
-      queued_bytes_ -= batch.size();
+      const auto sent = co_await stream_.send_all(out, limit);
+      queued_bytes_ -= out.size();
+      std::string().swap(batch);
       if (!sent) {
         stop();  // the peer is gone or stuck: the reader ends too
         co_return;
