@@ -6,9 +6,9 @@
 #   make deps       check the Debian packages; install the missing ones when root
 #   make build      configure and build the dev preset (programs in build/bin)
 #   make install    install headers, library and CMake package under PREFIX
-#   make asan       build and test with AddressSanitizer + UndefinedBehaviorSanitizer
-#   make tsan       build and test with ThreadSanitizer
-#   make clang      build and test with clang 14
+#   make asan       build and test with AddressSanitizer + UndefinedBehaviorSanitizer (clang 14)
+#   make tsan       build and test with ThreadSanitizer (clang 14)
+#   make clang      build and test with clang 14, optimised as the dev preset
 #   make fuzz       libFuzzer (clang 14, ASan + UBSan) on each fuzz target for FUZZ_SECONDS
 #                   (default 60) from tests/fuzz/corpus; non-zero exit and crash files on a find
 #   make soak       echo_server and chat_server under mixed load with faults for SOAK_SECONDS
@@ -22,7 +22,8 @@ SOAK_SECONDS ?= 300
 FUZZ_SECONDS ?= 60
 PACKAGES := g++ cmake ninja-build libasio-dev libspdlog-dev doctest-dev libcli11-dev nlohmann-json3-dev
 CLANG_PACKAGES := clang
-FUZZ_PACKAGES := clang libclang-rt-14-dev
+# The sanitizer and libFuzzer runtimes are only recommended by clang, and deps installs without.
+CLANG_RT_PACKAGES := clang libclang-rt-14-dev
 
 .PHONY: all deps build test demo install asan tsan clang fuzz soak release bench clean
 all: build
@@ -50,7 +51,10 @@ release: deps
 	cmake --preset release
 	cmake --build --preset release
 
+# The sanitizer presets build with clang 14, which compiles them in less than half the time
+# g++ 12 takes; with `make test` on g++, every file is then built and tested by both compilers.
 asan tsan: deps
+	@scripts/deps.sh $(CLANG_RT_PACKAGES)
 	cmake --preset $@
 	cmake --build --preset $@
 	ctest --preset $@
@@ -64,7 +68,7 @@ clang: deps
 # The fuzz targets only (no tests or examples), then scripts/fuzz.sh: it works on a copy of the
 # corpus in a temporary directory and prints where its crash files are.
 fuzz: deps
-	@scripts/deps.sh $(FUZZ_PACKAGES)
+	@scripts/deps.sh $(CLANG_RT_PACKAGES)
 	cmake --preset fuzz
 	cmake --build --preset fuzz
 	scripts/fuzz.sh build/fuzz $(FUZZ_SECONDS)
