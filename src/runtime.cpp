@@ -18,7 +18,8 @@
 namespace coronet {
 
 struct runtime::thread_context : asio::io_context {
-  thread_context() : asio::io_context(1), keep_running(get_executor()) {}
+  thread_context()
+      : asio::io_context(ASIO_CONCURRENCY_HINT_UNSAFE_IO), keep_running(get_executor()) {}
 
   using asio::io_context::shutdown;  // protected in asio::execution_context
 
