@@ -1,5 +1,9 @@
 #include "coronet/basic_stream.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 
@@ -7,9 +11,39 @@
 #include "coronet/detail/timed.hpp"
 
 namespace coronet {
+namespace {
+
+// One send(2) that never waits: how many bytes of `data` the kernel took at once. A full
+// socket buffer is ec == would_block with 0 bytes; a closed stream is bad_descriptor, as Asio
+// reports it.
+//
+// Most sends fit in the socket's buffer, so send() and send_all() try this first and go
+// through Asio's reactor (a composed operation, a completion posted to the scheduler and a
+// resumption) only for what the kernel did not take.
+std::size_t send_now(int fd, asio::const_buffer data, std::error_code& ec) noexcept {
+  for (;;) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n >= 0) {
+      ec.clear();
+      return static_cast<std::size_t>(n);
+    }
+    if (errno != EINTR) {
+      ec.assign(errno == EWOULDBLOCK ? EAGAIN : errno, asio::error::get_system_category());
+      return 0;
+    }
+  }
+}
+
+}  // namespace
+
 template <class AsioSocket>
 asio::awaitable<io_result> basic_stream<AsioSocket>::send(asio::const_buffer data,
                                                           call_timeout limit) {
+  if (data.size() > 0 && may_send_now()) {
+    std::error_code ec;
+    const std::size_t n = send_now(this->socket_.native_handle(), data, ec);
+    if (ec != asio::error::would_block) co_return counted_sent(ec, n);
+  }
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return this->socket_.async_write_some(data, std::move(token)); },
       this->limit_for(limit));
@@ -19,10 +53,19 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::send(asio::const_buffer dat
 template <class AsioSocket>
 asio::awaitable<io_result> basic_stream<AsioSocket>::send_all(asio::const_buffer data,
                                                               call_timeout limit) {
+  std::size_t sent_now = 0;
+  if (data.size() > 0 && may_send_now()) {
+    std::error_code ec;
+    sent_now = send_now(this->socket_.native_handle(), data, ec);
+    if (ec != asio::error::would_block && (ec || sent_now == data.size())) {
+      co_return counted_sent(ec, sent_now);
+    }
+    data += sent_now;
+  }
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return asio::async_write(this->socket_, data, std::move(token)); },
       this->limit_for(limit));
-  co_return counted_sent(ec, n);
+  co_return counted_sent(ec, sent_now + n);
 }
 
 template <class AsioSocket>

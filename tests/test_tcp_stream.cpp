@@ -337,3 +337,81 @@ TEST_CASE(
         30s);
   }
 }
+
+// send() and send_all() hand what fits in the socket buffer to the kernel at once instead of
+// going through the reactor: a handler posted before them is still queued when they return.
+TEST_CASE(
+    "tcp_stream: a send that fits in the socket buffer completes without a trip through "
+    "the scheduler") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    const auto data = pattern(1000, 3);
+    bool posted_ran = false;
+    asio::post(co_await asio::this_coro::executor, [&] { posted_ran = true; });
+
+    auto all = co_await client.send_all(asio::buffer(data.data(), 600));
+    CHECK(all.bytes() == 600);
+    auto some = co_await client.send(asio::buffer(data.data() + 600, 400));
+    CHECK(some.bytes() == 400);
+    CHECK_FALSE(posted_ran);
+
+    std::vector<char> got(data.size());
+    auto received = co_await server.recv_exact(asio::buffer(got));
+    CHECK(received);
+    CHECK(got == data);
+    CHECK(posted_ran);
+  });
+}
+
+// ...but not forever: a sender whose peer keeps up waits once in a while, so the other
+// coroutines of its thread still run.
+TEST_CASE("tcp_stream: back-to-back sends that all fit still let the thread's other work run") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    const auto data = pattern(64 * 100, 4);
+    bool posted_ran = false;
+    asio::post(co_await asio::this_coro::executor, [&] { posted_ran = true; });
+    for (std::size_t i = 0; i < 64; ++i) {
+      auto sent = co_await client.send_all(asio::buffer(data.data() + i * 100, 100));
+      REQUIRE(sent.bytes() == 100);
+    }
+    CHECK(posted_ran);
+
+    std::vector<char> got(data.size());
+    CHECK(co_await server.recv_exact(asio::buffer(got)));
+    CHECK(got == data);
+  });
+}
+
+// What the kernel does not take at once goes through the reactor, after the part it took.
+namespace {
+asio::awaitable<void> read_all(tcp_stream& stream, std::vector<char>& into, std::size_t& received,
+                               test::wait_group& group) {
+  auto got = co_await stream.recv_exact(asio::buffer(into));
+  received = got.bytes();
+  group.done();
+}
+}  // namespace
+
+TEST_CASE(
+    "tcp_stream: send_all of more than the socket buffer holds sends the rest once the "
+    "peer reads") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    REQUIRE(client.set_option(coronet::option::send_buffer_size{16 * 1024}));
+    const auto data = pattern(8 << 20, 5);
+    std::vector<char> got(data.size());
+    std::size_t received = 0;
+    test::wait_group group(co_await asio::this_coro::executor);
+    group.add();
+    coronet::spawn(co_await asio::this_coro::executor, read_all(server, got, received, group),
+                   "test reader");
+
+    auto sent = co_await client.send_all(asio::buffer(data));
+    CHECK(sent);
+    CHECK(sent.bytes() == data.size());
+    co_await group.wait();
+    CHECK(received == data.size());
+    CHECK(got == data);
+  });
+}

@@ -88,8 +88,18 @@ class basic_stream : public basic_socket<AsioSocket> {
     if (counters_) counters_->add_sent(n);
     return io_result(n, detail::to_coronet_error(ec));
   }
+  // Whether the next send may go straight to the kernel (see send_now() in basic_stream.cpp):
+  // true but once every `sends_between_waits` sends, so that a sender whose peer keeps up
+  // still lets the other coroutines of its thread run.
+  bool may_send_now() noexcept {
+    if (++sends_since_wait_ < sends_between_waits) return true;
+    sends_since_wait_ = 0;
+    return false;
+  }
 
+  static constexpr unsigned sends_between_waits = 32;
   std::shared_ptr<byte_counters> counters_;
+  unsigned sends_since_wait_ = 0;
 };
 
 // Compiled once, in src/basic_stream.cpp, for the two stream sockets coronet has.
