@@ -17,6 +17,9 @@
 
 namespace coronet {
 
+// One thread runs each context, and a socket is used only from its own context's thread, so
+// the reactor's per-descriptor locks guard nothing and are left out (UNSAFE_IO). Registering a
+// socket, which an accept on another thread does, and posting to the scheduler stay locked.
 struct runtime::thread_context : asio::io_context {
   thread_context()
       : asio::io_context(ASIO_CONCURRENCY_HINT_UNSAFE_IO), keep_running(get_executor()) {}
