@@ -9,6 +9,7 @@
 
 #include "coronet/detail/io.hpp"
 #include "coronet/detail/timed.hpp"
+#include "detail/io_result_token.hpp"
 
 namespace coronet {
 namespace {
@@ -68,12 +69,23 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::send_all(asio::const_buffer
   co_return counted_sent(ec, sent_now + n);
 }
 
+// Without a limit, recv() is no coroutine of its own: the awaitable it returns is Asio's
+// operation, whose completion is converted to io_result and counted on the way (as_io_result).
 template <class AsioSocket>
 asio::awaitable<io_result> basic_stream<AsioSocket>::recv(asio::mutable_buffer buffer,
                                                           call_timeout limit) {
-  auto [ec, n] = co_await detail::with_limit(
-      [&](auto token) { return this->socket_.async_read_some(buffer, std::move(token)); },
-      this->limit_for(limit));
+  const timeout within = this->limit_for(limit);
+  if (!within.is_none()) return recv_within(buffer, within);
+  return this->socket_.async_read_some(
+      buffer, detail::as_io_result<asio::use_awaitable_t<>>{asio::use_awaitable, &counters_,
+                                                            detail::byte_direction::received});
+}
+
+template <class AsioSocket>
+asio::awaitable<io_result> basic_stream<AsioSocket>::recv_within(asio::mutable_buffer buffer,
+                                                                 timeout limit) {
+  auto [ec, n] = co_await detail::timed(
+      [&](auto token) { return this->socket_.async_read_some(buffer, std::move(token)); }, limit);
   co_return counted_received(ec, n);
 }
 

@@ -1,11 +1,15 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
+#include <memory>
 #include <numeric>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <asio/experimental/awaitable_operators.hpp>
 
 #include "support/run.hpp"
 
@@ -413,5 +417,27 @@ TEST_CASE(
     co_await group.wait();
     CHECK(received == data.size());
     CHECK(got == data);
+  });
+}
+
+// recv() without a limit is Asio's operation with coronet's conversion on its completion: the
+// awaiting coroutine's cancellation still reaches it, nothing is lost, and bytes are counted.
+TEST_CASE("tcp_stream: recv cancelled by a parallel timer loses nothing - and counts bytes") {
+  test::run([]() -> asio::awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    auto [client, server] = co_await test::connected_pair();
+    auto counters = std::make_shared<coronet::byte_counters>();
+    server.count_bytes(counters);
+    std::array<char, 16> buffer{};
+
+    auto first = co_await (server.recv(asio::buffer(buffer)) || test::sleep_for(50ms));
+    CHECK(first.index() == 1);  // the timer won; the recv was cancelled
+
+    const std::string_view hello = "hello";
+    CHECK(co_await client.send_all(asio::buffer(hello)));
+    auto got = co_await server.recv(asio::buffer(buffer));
+    REQUIRE(got);
+    CHECK(std::string_view(buffer.data(), got.bytes()) == hello);
+    CHECK(counters->received() == hello.size());
   });
 }

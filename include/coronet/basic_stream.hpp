@@ -80,6 +80,9 @@ class basic_stream : public basic_socket<AsioSocket> {
   using basic_socket<AsioSocket>::basic_socket;
 
  private:
+  // recv() under a time limit (without one it is Asio's operation itself).
+  asio::awaitable<io_result> recv_within(asio::mutable_buffer buffer, timeout limit);
+
   io_result counted_received(const std::error_code& ec, std::size_t n) noexcept {
     if (counters_) counters_->add_received(n);
     return io_result(n, detail::to_coronet_error(ec));

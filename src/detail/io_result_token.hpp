@@ -1,0 +1,93 @@
+#pragma once
+// as_io_result: a completion token adapter that turns an Asio operation's (error_code, bytes)
+// into coronet's io_result, counting the bytes, before the inner token sees it. With
+// use_awaitable inside, `socket.async_read_some(buffer, as_io_result{...})` is already the
+// awaitable<io_result> that recv() returns: no coroutine of coronet's own in between, so no
+// frame to allocate, resume and destroy per operation.
+
+#include <cstddef>
+#include <memory>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+#include <asio/associator.hpp>
+#include <asio/async_result.hpp>
+#include <asio/detail/handler_cont_helpers.hpp>
+
+#include "coronet/byte_counters.hpp"
+#include "coronet/detail/io.hpp"
+#include "coronet/result.hpp"
+
+namespace coronet::detail {
+
+enum class byte_direction { received, sent };
+
+// The token: the inner token, and where the bytes are counted. `counters` points at the
+// stream's own member (read when the operation completes, as a coroutine resuming in the stream
+// would), so count_bytes() between start and end still counts.
+template <class Token>
+struct as_io_result {
+  Token token;
+  const std::shared_ptr<byte_counters>* counters;
+  byte_direction direction;
+};
+
+// The handler the operation completes: counts, converts, and hands on.
+template <class Handler>
+struct io_result_handler {
+  Handler handler;
+  const std::shared_ptr<byte_counters>* counters;
+  byte_direction direction;
+
+  void operator()(const std::error_code& ec, std::size_t bytes) {
+    if (const auto& c = *counters) {
+      if (direction == byte_direction::received) {
+        c->add_received(bytes);
+      } else {
+        c->add_sent(bytes);
+      }
+    }
+    std::move(handler)(io_result(bytes, to_coronet_error(ec)));
+  }
+};
+
+// A continuation of the inner handler's coroutine stays one (Asio schedules it accordingly).
+template <class Handler>
+bool asio_handler_is_continuation(io_result_handler<Handler>* h) {
+  return asio_handler_cont_helpers::is_continuation(h->handler);
+}
+
+}  // namespace coronet::detail
+
+namespace asio {
+
+template <class Token>
+struct async_result<coronet::detail::as_io_result<Token>, void(std::error_code, std::size_t)>
+    : async_result<Token, void(coronet::io_result)> {
+  template <class Initiation, class RawToken, class... Args>
+  static auto initiate(Initiation&& initiation, RawToken&& token, Args&&... args) {
+    return async_initiate<Token, void(coronet::io_result)>(
+        [initiation = std::forward<Initiation>(initiation), counters = token.counters,
+         direction = token.direction](auto&& handler, auto&&... rest) mutable {
+          using handler_type = std::decay_t<decltype(handler)>;
+          std::move(initiation)(
+              coronet::detail::io_result_handler<handler_type>{
+                  std::forward<decltype(handler)>(handler), counters, direction},
+              std::forward<decltype(rest)>(rest)...);
+        },
+        token.token, std::forward<Args>(args)...);
+  }
+};
+
+// The inner handler's executor, allocator and cancellation slot are the adapter's.
+template <template <class, class> class Associator, class Handler, class Default>
+struct associator<Associator, coronet::detail::io_result_handler<Handler>, Default>
+    : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type get(
+      const coronet::detail::io_result_handler<Handler>& h, const Default& d = Default()) noexcept {
+    return Associator<Handler, Default>::get(h.handler, d);
+  }
+};
+
+}  // namespace asio
