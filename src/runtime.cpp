@@ -17,12 +17,11 @@
 
 namespace coronet {
 
-// One thread runs each context, and a socket is used only from its own context's thread, so
-// the reactor's per-descriptor locks guard nothing and are left out (UNSAFE_IO). Registering a
-// socket, which an accept on another thread does, and posting to the scheduler stay locked.
+// Asio's reactor keeps its per-descriptor locks (hint 1, not UNSAFE_IO): an accept on one
+// thread registers the new socket with another thread's reactor, which may be handling a
+// recycled descriptor state at that moment (ThreadSanitizer showed the race).
 struct runtime::thread_context : asio::io_context {
-  thread_context()
-      : asio::io_context(ASIO_CONCURRENCY_HINT_UNSAFE_IO), keep_running(get_executor()) {}
+  thread_context() : asio::io_context(1), keep_running(get_executor()) {}
 
   using asio::io_context::shutdown;  // protected in asio::execution_context
 
