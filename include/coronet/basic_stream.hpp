@@ -33,6 +33,10 @@ namespace coronet {
 /// coroutine's cancellation slot (a parallel group, `||`, a cancelled parent), or by close().
 /// What each one loses is said on it.
 ///
+/// Speed: send() and send_all() hand what fits in the socket buffer to the kernel at once and
+/// return without suspending; only the rest waits for the socket. Every 32nd send waits its
+/// turn anyway, so a fast sender still lets the other coroutines of its thread run.
+///
 /// Thread safety: use a stream only from its own executor. One send-side operation and one
 /// receive-side operation may be in flight at once (a reader and a writer coroutine); two sends
 /// or two receives at once are not allowed.
