@@ -77,8 +77,7 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::recv(asio::mutable_buffer b
   const timeout within = this->limit_for(limit);
   if (!within.is_none()) return recv_within(buffer, within);
   return this->socket_.async_read_some(
-      buffer, detail::as_io_result<asio::use_awaitable_t<>>{asio::use_awaitable, &counters_,
-                                                            detail::byte_direction::received});
+      buffer, detail::as_io_result<asio::use_awaitable_t<>>{asio::use_awaitable, &counters_});
 }
 
 template <class AsioSocket>

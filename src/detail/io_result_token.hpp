@@ -1,6 +1,6 @@
 #pragma once
-// as_io_result: a completion token adapter that turns an Asio operation's (error_code, bytes)
-// into coronet's io_result, counting the bytes, before the inner token sees it. With
+// as_io_result: a completion token adapter that turns a receive operation's (error_code, bytes)
+// into coronet's io_result, counting the bytes received, before the inner token sees it. With
 // use_awaitable inside, `socket.async_read_some(buffer, as_io_result{...})` is already the
 // awaitable<io_result> that recv() returns: no coroutine of coronet's own in between, so no
 // frame to allocate, resume and destroy per operation.
@@ -21,8 +21,6 @@
 
 namespace coronet::detail {
 
-enum class byte_direction { received, sent };
-
 // The token: the inner token, and where the bytes are counted. `counters` points at the
 // stream's own member (read when the operation completes, as a coroutine resuming in the stream
 // would), so count_bytes() between start and end still counts.
@@ -30,7 +28,6 @@ template <class Token>
 struct as_io_result {
   Token token;
   const std::shared_ptr<byte_counters>* counters;
-  byte_direction direction;
 };
 
 // The handler the operation completes: counts, converts, and hands on.
@@ -38,16 +35,9 @@ template <class Handler>
 struct io_result_handler {
   Handler handler;
   const std::shared_ptr<byte_counters>* counters;
-  byte_direction direction;
 
   void operator()(const std::error_code& ec, std::size_t bytes) {
-    if (const auto& c = *counters) {
-      if (direction == byte_direction::received) {
-        c->add_received(bytes);
-      } else {
-        c->add_sent(bytes);
-      }
-    }
+    if (const auto& c = *counters) c->add_received(bytes);
     std::move(handler)(io_result(bytes, to_coronet_error(ec)));
   }
 };
@@ -68,12 +58,12 @@ struct async_result<coronet::detail::as_io_result<Token>, void(std::error_code, 
   template <class Initiation, class RawToken, class... Args>
   static auto initiate(Initiation&& initiation, RawToken&& token, Args&&... args) {
     return async_initiate<Token, void(coronet::io_result)>(
-        [initiation = std::forward<Initiation>(initiation), counters = token.counters,
-         direction = token.direction](auto&& handler, auto&&... rest) mutable {
+        [initiation = std::forward<Initiation>(initiation), counters = token.counters](
+            auto&& handler, auto&&... rest) mutable {
           using handler_type = std::decay_t<decltype(handler)>;
           std::move(initiation)(
               coronet::detail::io_result_handler<handler_type>{
-                  std::forward<decltype(handler)>(handler), counters, direction},
+                  std::forward<decltype(handler)>(handler), counters},
               std::forward<decltype(rest)>(rest)...);
         },
         token.token, std::forward<Args>(args)...);
