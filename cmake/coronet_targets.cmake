@@ -37,24 +37,9 @@ function(coronet_set_sanitizers target)
   endif()
 endfunction()
 
-# coronet_set_fuzz_coverage(<target>): with CORONET_BUILD_FUZZERS, instruments the target for
-# libFuzzer's coverage, and links an executable with what that instrumentation calls, which a
-# program that is no fuzz target needs as soon as it links the instrumented library; a no-op
-# otherwise. The fuzz targets themselves get all of it from -fsanitize=fuzzer.
-function(coronet_set_fuzz_coverage target)
-  if(CORONET_BUILD_FUZZERS)
-    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
-    get_target_property(_type ${target} TYPE)
-    if(_type STREQUAL "EXECUTABLE")
-      target_link_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
-    endif()
-  endif()
-endfunction()
-
 # coronet_program(<target>): settings for every executable and test of the project.
 function(coronet_program target)
   coronet_set_warnings(${target})
   coronet_set_sanitizers(${target})
-  coronet_set_fuzz_coverage(${target})
   target_link_libraries(${target} PRIVATE coronet::coronet)
 endfunction()
