@@ -24,8 +24,8 @@
 //   byte at a time.
 // - Every second: each server's descriptors (/proc/PID/fd) and resident memory (VmRSS). At each
 //   quiescent point the load stops, every client connection is closed, and each server's
-//   descriptor count is given up to 15 s to settle (unchanged for 2 s) before both figures are
-//   read.
+//   descriptor count is given up to --settle seconds (15) to settle (unchanged for 2 s; at the
+//   end, also no higher than after the warm-up) before both figures are read.
 //
 // Fails (exit 1) on: any error a well-behaved client sees (a corrupted or missing byte, a chat
 // line lost or out of order, an unexpected disconnect or timeout, a connect failure); a fault
@@ -100,8 +100,7 @@ constexpr auto close_limit = 10s;        // the server's FIN (or close) after ou
 constexpr auto udp_reply_limit = 5s;     // one datagram in flight: a reply missing is an error
 constexpr auto chat_silence_limit = 20;  // seconds without any line while lines are due
 constexpr auto stuck_limit = 45s;        // for every client to end once the load pauses
-constexpr auto settle_limit = 15s;       // for a server's descriptor count to settle
-constexpr auto settled_for = 2s;         // unchanged this long: settled
+constexpr auto settled_for = 2s;         // a server's descriptor count unchanged this long: settled
 constexpr auto watchdog_margin = 240s;   // past --duration: the global deadline
 constexpr std::size_t max_faults_in_flight = 12;
 constexpr std::size_t burst_size = 300;  // connects at once
@@ -122,6 +121,7 @@ struct settings {
   std::size_t rooms = 4;
   double echo_idle_s = 10;
   double rss_tolerance_pct = 10;
+  double settle_s = 15;  // the most a quiescent point waits for descriptors to settle
   std::uint64_t seed = 0;
   std::string json_path;
 };
@@ -1651,13 +1651,14 @@ asio::awaitable<void> monitor(soak& s, std::vector<watched>& servers) {
   }
 }
 
-// Waits for `process`'s descriptor count to stop changing (and, with a target, to come down to
-// it); the last count read, when it could be read.
+// Waits up to `limit` for `process`'s descriptor count to stop changing (and, with a target, to
+// come down to it); the last count read, when it could be read.
 asio::awaitable<std::optional<std::size_t>> settled_descriptors(server_process& process,
-                                                                std::optional<std::size_t> target) {
+                                                                std::optional<std::size_t> target,
+                                                                clock_type::duration limit) {
   std::optional<std::size_t> last = process.descriptors();
   auto unchanged_since = clock_type::now();
-  for (const auto until = clock_type::now() + settle_limit; clock_type::now() < until;) {
+  for (const auto until = clock_type::now() + limit; clock_type::now() < until;) {
     co_await nap(200ms);
     const auto now = process.descriptors();
     if (!now) co_return std::nullopt;
@@ -1688,6 +1689,8 @@ asio::awaitable<bool> quiesce(soak& s, std::vector<watched>& servers, bool at_en
                         s.active, s.open_connections, stuck_limit.count()));
     co_return false;
   }
+  const auto settle_limit = std::chrono::duration_cast<clock_type::duration>(
+      std::chrono::duration<double>(s.opts.settle_s));
   bool ok = true;
   for (auto& w : servers) {
     if (w.figures.died) {
@@ -1697,7 +1700,7 @@ asio::awaitable<bool> quiesce(soak& s, std::vector<watched>& servers, bool at_en
     auto& fds = at_end ? w.figures.fds_end : w.figures.fds_warm;
     auto& rss = at_end ? w.figures.rss_end : w.figures.rss_warm;
     const auto target = at_end ? w.figures.fds_warm : std::nullopt;
-    fds = co_await settled_descriptors(w.process, target);
+    fds = co_await settled_descriptors(w.process, target, settle_limit);
     rss = w.process.rss_kb();
     ok = ok && fds && rss;
   }
@@ -2113,6 +2116,11 @@ int main(int argc, char** argv) {
   app.add_option("--rss-tolerance", opts.rss_tolerance_pct,
                  "percent of RSS growth allowed from the warm-up to the end (default 10)")
       ->check(CLI::Range(0.0, 10000.0));
+  app.add_option("--settle", opts.settle_s,
+                 "seconds each quiescent point waits at most for a server's descriptor count "
+                 "to settle (default 15)")
+      ->type_name("SECS")
+      ->check(CLI::Range(2.5, 60.0));
   app.add_option("--seed", opts.seed, "seed for the load's choices (default: random, printed)");
   app.add_option("--json", opts.json_path, "also write the summary as one JSON object here")
       ->type_name("FILE");
