@@ -35,7 +35,55 @@ std::size_t send_now(int fd, asio::const_buffer data, std::error_code& ec) noexc
   }
 }
 
+// One recv(2) that never waits, as send_now() is for sending: 0 bytes with no error is the
+// peer's close (for a non-empty buffer).
+std::size_t recv_now(int fd, asio::mutable_buffer buffer, std::error_code& ec) noexcept {
+  for (;;) {
+    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (n >= 0) {
+      ec.clear();
+      return static_cast<std::size_t>(n);
+    }
+    if (errno != EINTR) {
+      ec.assign(errno == EWOULDBLOCK ? EAGAIN : errno, asio::error::get_system_category());
+      return 0;
+    }
+  }
+}
+
 }  // namespace
+
+// Like recv(): without a limit, Asio's wait itself, with its outcome converted on the way.
+template <class AsioSocket>
+asio::awaitable<result<void>> basic_stream<AsioSocket>::wait_readable(call_timeout limit) {
+  const timeout within = this->limit_for(limit);
+  if (!within.is_none()) return wait_readable_within(within);
+  return this->socket_.async_wait(
+      AsioSocket::wait_read, detail::as_void_result<asio::use_awaitable_t<>>{asio::use_awaitable});
+}
+
+template <class AsioSocket>
+asio::awaitable<result<void>> basic_stream<AsioSocket>::wait_readable_within(timeout limit) {
+  auto [ec] = co_await detail::timed(
+      [&](auto token) { return this->socket_.async_wait(AsioSocket::wait_read, std::move(token)); },
+      limit);
+  co_return detail::to_coronet_error(ec);
+}
+
+template <class AsioSocket>
+io_result basic_stream<AsioSocket>::try_recv(asio::mutable_buffer buffer) noexcept {
+  std::error_code ec;
+  const std::size_t n = recv_now(this->socket_.native_handle(), buffer, ec);
+  if (!ec && n == 0 && buffer.size() > 0) ec = asio::error::eof;
+  return counted_received(ec, n);
+}
+
+template <class AsioSocket>
+io_result basic_stream<AsioSocket>::try_send(asio::const_buffer data) noexcept {
+  std::error_code ec;
+  const std::size_t n = send_now(this->socket_.native_handle(), data, ec);
+  return counted_sent(ec, n);
+}
 
 template <class AsioSocket>
 asio::awaitable<io_result> basic_stream<AsioSocket>::send(asio::const_buffer data,

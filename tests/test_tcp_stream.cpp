@@ -441,3 +441,109 @@ TEST_CASE("tcp_stream: recv cancelled by a parallel timer loses nothing - and co
     CHECK(counters->received() == hello.size());
   });
 }
+
+namespace {
+
+asio::awaitable<void> send_after(tcp_stream& stream, std::chrono::milliseconds delay,
+                                 std::string_view data) {
+  co_await test::sleep_for(delay);
+  CHECK(co_await stream.send_all(asio::buffer(data)));
+}
+
+}  // namespace
+
+// A server can hold a connection without a buffer: wait until bytes are there, then take them
+// with a receive that never waits.
+TEST_CASE("tcp_stream: wait_readable waits for bytes without reading them - try_recv takes them") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    auto counters = std::make_shared<coronet::byte_counters>();
+    server.count_bytes(counters);
+    std::array<char, 16> buffer{};
+
+    auto nothing = server.try_recv(asio::buffer(buffer));
+    CHECK(nothing.error() == std::errc::operation_would_block);
+    CHECK(nothing.bytes() == 0);
+    CHECK((co_await server.wait_readable(50ms)).error() == std::errc::timed_out);
+
+    const std::string_view hello = "hello";
+    coronet::spawn(co_await asio::this_coro::executor, send_after(client, 50ms, hello), "sender");
+    CHECK(co_await server.wait_readable(5s));
+    CHECK(counters->received() == 0);  // the wait read nothing
+    auto got = server.try_recv(asio::buffer(buffer));
+    REQUIRE(got);
+    CHECK(std::string_view(buffer.data(), got.bytes()) == hello);
+    CHECK(counters->received() == hello.size());
+    CHECK(server.try_recv(asio::buffer(buffer)).error() == std::errc::operation_would_block);
+
+    // The peer's close makes the stream readable too, and try_recv then reports eof.
+    CHECK(client.shutdown(coronet::shutdown_type::send));
+    CHECK(co_await server.wait_readable(5s));
+    CHECK(server.try_recv(asio::buffer(buffer)).error() == errc::eof);
+  });
+}
+
+// Bytes that arrived before the wait, and were partly read, still make it return: the readiness
+// is asked of the socket as it is now, not only of what arrives next.
+TEST_CASE("tcp_stream: wait_readable returns for bytes left from an earlier receive") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    const auto data = pattern(4096, 3);
+    CHECK(co_await client.send_all(asio::buffer(data)));
+    std::vector<char> got;
+    std::array<char, 100> piece{};
+    while (got.size() < data.size()) {
+      REQUIRE(co_await server.wait_readable(5s));
+      auto some = server.try_recv(asio::buffer(piece));
+      REQUIRE(some);
+      got.insert(got.end(), piece.begin(),
+                 piece.begin() + static_cast<std::ptrdiff_t>(some.bytes()));
+    }
+    CHECK(got == data);
+  });
+}
+
+TEST_CASE("tcp_stream: close() cancels a pending wait_readable") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    coronet::spawn(co_await asio::this_coro::executor, close_after(server, 50ms), "closer");
+    CHECK((co_await server.wait_readable()).error() == std::errc::operation_canceled);
+    std::array<char, 4> buffer{};
+    CHECK_FALSE(server.try_recv(asio::buffer(buffer)));
+  });
+}
+
+TEST_CASE("tcp_stream: try_send takes what fits at once - then would_block until the peer reads") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    REQUIRE(client.set_option(coronet::option::send_buffer_size{16 * 1024}));
+    REQUIRE(server.set_option(coronet::option::receive_buffer_size{16 * 1024}));
+    auto counters = std::make_shared<coronet::byte_counters>();
+    client.count_bytes(counters);
+    const auto chunk = pattern(64 * 1024, 9);
+    std::size_t taken = 0;
+    coronet::io_result last(0);
+    for (int i = 0; i < 1000; ++i) {
+      // Each send goes on from where the kernel stopped taking the last one.
+      last = client.try_send(asio::buffer(chunk) + taken % chunk.size());
+      if (!last) break;
+      CHECK(last.bytes() > 0);
+      taken += last.bytes();
+    }
+    CHECK(last.error() == std::errc::operation_would_block);
+    CHECK(last.bytes() == 0);
+    CHECK(taken > 0);
+    CHECK(counters->sent() == taken);
+
+    // Everything taken arrives, in order; then the socket takes bytes again.
+    std::vector<char> got(taken);
+    CHECK(co_await server.recv_exact(asio::buffer(got), 5s));
+    for (std::size_t i = 0; i < taken; ++i) {
+      if (got[i] != chunk[i % chunk.size()]) {
+        FAIL("byte " << i << " differs");
+        break;
+      }
+    }
+    CHECK(client.try_send(asio::buffer(chunk)).bytes() > 0);
+  });
+}

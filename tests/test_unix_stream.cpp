@@ -80,3 +80,20 @@ TEST_CASE("unix_stream: connecting where nobody listens is an error value") {
     CHECK(ip.error() == errc::wrong_address_family);
   });
 }
+
+TEST_CASE("unix_stream: wait_readable then try_recv and try_send over a socket pair") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [a, b] = unix_stream::socket_pair(co_await asio::this_coro::executor);
+    std::array<char, 8> got{};
+    CHECK(b.try_recv(asio::buffer(got)).error() == std::errc::operation_would_block);
+    auto sent = a.try_send(asio::buffer(std::string_view("ping")));
+    CHECK(sent.bytes() == 4);
+    CHECK(co_await b.wait_readable(std::chrono::seconds(5)));
+    auto some = b.try_recv(asio::buffer(got));
+    REQUIRE(some);
+    CHECK(std::string_view(got.data(), some.bytes()) == "ping");
+    a.close();
+    CHECK(co_await b.wait_readable(std::chrono::seconds(5)));
+    CHECK(b.try_recv(asio::buffer(got)).error() == errc::eof);
+  });
+}

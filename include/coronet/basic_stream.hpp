@@ -1,6 +1,7 @@
 #pragma once
 // basic_stream: the byte-stream operations shared by tcp_stream and unix_stream: send, send_all,
-// recv, recv_exact and the half-close.
+// recv, recv_exact, the half-close, and the readiness wait with the sends and receives that never
+// wait (wait_readable, try_recv, try_send).
 
 #include <memory>
 #include <utility>
@@ -64,6 +65,23 @@ class basic_stream : public basic_socket<AsioSocket> {
   /// else is lost. Continue with a recv_exact() for the rest.
   asio::awaitable<io_result> recv_exact(asio::mutable_buffer buffer, call_timeout limit = {});
 
+  /// Waits until a receive would not wait: bytes have arrived, the peer has closed, or the
+  /// stream has failed. Nothing is read. With try_recv() and try_send(), a server can hold an
+  /// idle connection without a buffer of its own: wait, then receive into a buffer borrowed
+  /// for the moment and send from it without suspending (examples/echo_session.hpp).
+  /// Errors: std::errc::timed_out; std::errc::operation_canceled after close().
+  /// Cancellation: safe, nothing is lost.
+  asio::awaitable<result<void>> wait_readable(call_timeout limit = {});
+
+  /// One receive that never waits: the bytes already there (at least one unless `buffer` is
+  /// empty), or std::errc::operation_would_block when there are none yet;
+  /// coronet::errc::eof once the peer has closed and everything was read.
+  io_result try_recv(asio::mutable_buffer buffer) noexcept;
+
+  /// One send that never waits: what the kernel takes of `data` at once (maybe less than all),
+  /// or std::errc::operation_would_block with 0 bytes when the socket buffer is full.
+  io_result try_send(asio::const_buffer data) noexcept;
+
   /// Shuts down one or both directions. `shutdown_type::send` is the half-close: the peer reads
   /// eof after everything sent so far, and this side can still receive.
   result<void> shutdown(shutdown_type what = shutdown_type::send);
@@ -84,8 +102,9 @@ class basic_stream : public basic_socket<AsioSocket> {
   using basic_socket<AsioSocket>::basic_socket;
 
  private:
-  // recv() under a time limit (without one it is Asio's operation itself).
+  // recv() and wait_readable() under a time limit (without one each is Asio's operation itself).
   asio::awaitable<io_result> recv_within(asio::mutable_buffer buffer, timeout limit);
+  asio::awaitable<result<void>> wait_readable_within(timeout limit);
 
   io_result counted_received(const std::error_code& ec, std::size_t n) noexcept {
     if (counters_) counters_->add_received(n);

@@ -1,9 +1,11 @@
 #pragma once
-// as_io_result: a completion token adapter that turns a receive operation's (error_code, bytes)
-// into coronet's io_result, counting the bytes received, before the inner token sees it. With
-// use_awaitable inside, `socket.async_read_some(buffer, as_io_result{...})` is already the
+// Completion token adapters that convert an operation's outcome to coronet's before the inner
+// token sees it:
+// - as_io_result: a receive's (error_code, bytes) to io_result, counting the bytes received;
+// - as_void_result: a wait's (error_code) to result<void>.
+// With use_awaitable inside, `socket.async_read_some(buffer, as_io_result{...})` is already the
 // awaitable<io_result> that recv() returns: no coroutine of coronet's own in between, so no
-// frame to allocate, resume and destroy per operation.
+// frame to allocate, resume and destroy per operation, nor to hold while a connection waits.
 
 #include <cstddef>
 #include <memory>
@@ -42,9 +44,27 @@ struct io_result_handler {
   }
 };
 
+template <class Token>
+struct as_void_result {
+  Token token;
+};
+
+template <class Handler>
+struct void_result_handler {
+  Handler handler;
+
+  void operator()(const std::error_code& ec) {
+    std::move(handler)(result<void>(to_coronet_error(ec)));
+  }
+};
+
 // A continuation of the inner handler's coroutine stays one (Asio schedules it accordingly).
 template <class Handler>
 bool asio_handler_is_continuation(io_result_handler<Handler>* h) {
+  return asio_handler_cont_helpers::is_continuation(h->handler);
+}
+template <class Handler>
+bool asio_handler_is_continuation(void_result_handler<Handler>* h) {
   return asio_handler_cont_helpers::is_continuation(h->handler);
 }
 
@@ -70,12 +90,39 @@ struct async_result<coronet::detail::as_io_result<Token>, void(std::error_code, 
   }
 };
 
+template <class Token>
+struct async_result<coronet::detail::as_void_result<Token>, void(std::error_code)>
+    : async_result<Token, void(coronet::result<void>)> {
+  template <class Initiation, class RawToken, class... Args>
+  static auto initiate(Initiation&& initiation, RawToken&& token, Args&&... args) {
+    return async_initiate<Token, void(coronet::result<void>)>(
+        [initiation = std::forward<Initiation>(initiation)](auto&& handler,
+                                                            auto&&... rest) mutable {
+          using handler_type = std::decay_t<decltype(handler)>;
+          std::move(initiation)(
+              coronet::detail::void_result_handler<handler_type>{
+                  std::forward<decltype(handler)>(handler)},
+              std::forward<decltype(rest)>(rest)...);
+        },
+        token.token, std::forward<Args>(args)...);
+  }
+};
+
 // The inner handler's executor, allocator and cancellation slot are the adapter's.
 template <template <class, class> class Associator, class Handler, class Default>
 struct associator<Associator, coronet::detail::io_result_handler<Handler>, Default>
     : Associator<Handler, Default> {
   static typename Associator<Handler, Default>::type get(
       const coronet::detail::io_result_handler<Handler>& h, const Default& d = Default()) noexcept {
+    return Associator<Handler, Default>::get(h.handler, d);
+  }
+};
+template <template <class, class> class Associator, class Handler, class Default>
+struct associator<Associator, coronet::detail::void_result_handler<Handler>, Default>
+    : Associator<Handler, Default> {
+  static typename Associator<Handler, Default>::type get(
+      const coronet::detail::void_result_handler<Handler>& h,
+      const Default& d = Default()) noexcept {
     return Associator<Handler, Default>::get(h.handler, d);
   }
 };
