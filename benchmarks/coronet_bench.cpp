@@ -17,6 +17,11 @@
 //   flood     each connection sends messages back to back while reading the echo concurrently;
 //             a message counts when its last byte is back. Over UDP, losses are reported
 //             (udp_lost), not counted as errors: a flood over UDP is meant to overrun.
+//   idle      (tcp and unix) each connection makes one round trip as the warm-up starts, then
+//             stays open and silent until the window ends: what a server holds per idle
+//             connection. Every round trip counts as a message. With --server-pid the server's
+//             RSS is read before the first connect and during the window, and the difference
+//             per connection is reported.
 // Phases: connect every socket (at most 512 connects in flight), then --warmup seconds of
 // traffic that is not counted, then --duration seconds measured: messages completed inside
 // that window, their latencies, and the CPU time the client (and the server, when known)
@@ -82,7 +87,7 @@ constexpr auto udp_reply_limit = std::chrono::seconds(1);
 constexpr auto connect_limit = std::chrono::seconds(10);
 
 enum class proto { tcp, udp, unix_stream };
-enum class mode { pingpong, flood };
+enum class mode { pingpong, flood, idle };
 
 struct options {
   proto protocol = proto::tcp;
@@ -98,6 +103,15 @@ struct options {
   std::optional<int> server_pid;
   std::size_t sources = 0;  // 0: as many as the ephemeral ports need
 };
+
+std::string_view to_string(mode m) {
+  switch (m) {
+    case mode::pingpong: return "pingpong";
+    case mode::flood: return "flood";
+    case mode::idle: return "idle";
+  }
+  return "?";
+}
 
 std::string_view to_string(proto p) {
   switch (p) {
@@ -138,6 +152,15 @@ std::optional<cpu_time> read_cpu_time(const std::string& stat_path) {
   }
   const auto ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
   return cpu_time{static_cast<double>(user) / ticks, static_cast<double>(sys) / ticks};
+}
+
+// A process's resident memory in KiB (VmRSS in /proc/PID/status).
+std::optional<std::uint64_t> read_rss_kib(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6));
+  }
+  return std::nullopt;
 }
 
 std::optional<cpu_time> threads_cpu_time(const std::vector<pid_t>& tids) {
@@ -397,15 +420,49 @@ asio::awaitable<void> opened(const coronet::endpoint& local, int fd, end_guard& 
   if (!thread.gate_open) (void)co_await thread.gate.async_wait(nothrow_awaitable);
 }
 
+// Idle: one checked round trip, every one counted, then silence until the window ends.
+template <class Stream>
+asio::awaitable<void> stream_idle(Stream& stream, std::uint32_t id, bench& b,
+                                  thread_state& thread) {
+  auto message = pattern(id, b.opts.size);
+  stamp(message, id, 0);
+  std::vector<char> reply(b.opts.size);
+  const auto sent_at = now_ns();
+  auto sent = co_await stream.send_all(asio::buffer(message));
+  auto got =
+      sent ? co_await stream.recv_exact(asio::buffer(reply)) : coronet::io_result(0, sent.error());
+  if (!got) {
+    ++thread.errors.io;
+    coronet::log().warn("connection {}: {}", id, got.error().message());
+    co_return;
+  }
+  if (reply != message) {
+    ++thread.errors.mismatch;
+    coronet::log().warn("connection {}: reply differs from its message", id);
+    co_return;
+  }
+  const auto back_at = now_ns();
+  thread.progress.store(thread.progress.load(std::memory_order_relaxed) + 1,
+                        std::memory_order_relaxed);
+  ++thread.messages;
+  thread.latency.record(static_cast<std::uint64_t>(back_at - sent_at));
+
+  const auto window_end = b.when.window_end.load(std::memory_order_relaxed);
+  asio::steady_timer hold(co_await asio::this_coro::executor,
+                          clock_type::time_point(std::chrono::nanoseconds(window_end)));
+  (void)co_await hold.async_wait(nothrow_awaitable);
+  co_await finish_stream(stream, thread);
+}
+
 // After connecting: the proof and the gate, then the mode.
 template <class Stream>
 asio::awaitable<void> run_stream(Stream& stream, std::uint32_t id, end_guard& guard, bench& b,
                                  thread_state& thread) {
   co_await opened(stream.local_endpoint(), stream.native_handle(), guard, thread);
-  if (b.opts.kind == mode::pingpong) {
-    co_await stream_pingpong(stream, id, b, thread);
-  } else {
-    co_await stream_flood(stream, id, b, thread);
+  switch (b.opts.kind) {
+    case mode::pingpong: co_await stream_pingpong(stream, id, b, thread); break;
+    case mode::flood: co_await stream_flood(stream, id, b, thread); break;
+    case mode::idle: co_await stream_idle(stream, id, b, thread); break;
   }
 }
 
@@ -758,6 +815,8 @@ struct report {
   std::vector<std::size_t> per_thread;
   std::optional<cpu_time> client_cpu;
   std::optional<cpu_time> server_cpu;
+  std::optional<std::uint64_t> server_rss_before_kib;  // before the first connect
+  std::optional<std::uint64_t> server_rss_window_kib;  // the last reading inside the window
 
   double msgs_per_sec() const {
     return duration_s > 0 ? static_cast<double>(messages) / duration_s : 0.0;
@@ -766,7 +825,16 @@ struct report {
   bool ok() const {
     return error_total() == 0 && opened == opts.connections &&
            unique_local_endpoints == opts.connections && unique_fds == opts.connections &&
-           messages > 0;
+           messages > 0 && (opts.kind != mode::idle || messages == opts.connections);
+  }
+  // Idle mode: the server's RSS growth per connection, in bytes.
+  std::optional<double> server_bytes_per_connection() const {
+    if (!server_rss_before_kib || !server_rss_window_kib || opts.connections == 0) {
+      return std::nullopt;
+    }
+    return (static_cast<double>(*server_rss_window_kib) -
+            static_cast<double>(*server_rss_before_kib)) *
+           1024.0 / static_cast<double>(opts.connections);
   }
   std::optional<double> cpu_per_message(const std::optional<cpu_time>& cpu) const {
     if (!cpu || messages == 0) return std::nullopt;
@@ -826,6 +894,11 @@ report run(const options& opts) {
   if (opts.server_pid && !read_cpu_time(server_stat)) {
     throw std::runtime_error(fmt::format("--server-pid {}: no such process", *opts.server_pid));
   }
+  auto server_rss = [&]() -> std::optional<std::uint64_t> {
+    if (opts.server_pid) return read_rss_kib(*opts.server_pid);
+    return std::nullopt;  // the built-in server shares this process's memory
+  };
+  out.server_rss_before_kib = server_rss();
 
   bench b;
   b.opts = opts;
@@ -881,6 +954,7 @@ report run(const options& opts) {
   sleep_until_ns(begin);
   const auto client_before = threads_cpu_time(client_tids);
   const auto server_before = server_cpu();
+  out.server_rss_window_kib = server_rss();
   auto completed = [&b] {
     std::uint64_t n = 0;
     for (const auto& t : b.threads) n += t->progress.load(std::memory_order_relaxed);
@@ -889,6 +963,7 @@ report run(const options& opts) {
   for (int second = 1; begin + second * std::int64_t{1'000'000'000} < end; ++second) {
     const auto before = completed();
     sleep_until_ns(begin + second * std::int64_t{1'000'000'000});
+    if (const auto rss = server_rss()) out.server_rss_window_kib = rss;
     if (progress) {
       std::fprintf(stderr, "coronet_bench: %d/%.0f s  %s msg/s\n", second, opts.duration_s,
                    grouped(completed() - before).c_str());
@@ -941,7 +1016,8 @@ report run(const options& opts) {
 // ---------------------------------------------------------------------------------------------
 // Output: a table for people, JSON for programs.
 
-nlohmann::json optional_number(const std::optional<double>& value) {
+template <class Number>
+nlohmann::json optional_number(const std::optional<Number>& value) {
   return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
 }
 
@@ -970,7 +1046,7 @@ nlohmann::json to_json(const report& r) {
   }
   nlohmann::json out = {
       {"proto", to_string(r.opts.protocol)},
-      {"mode", r.opts.kind == mode::pingpong ? "pingpong" : "flood"},
+      {"mode", to_string(r.opts.kind)},
       {"connections", r.opts.connections},
       {"size", r.opts.size},
       {"threads", r.opts.threads},
@@ -998,6 +1074,10 @@ nlohmann::json to_json(const report& r) {
       {"cpu", cpu},
       {"client_cpu_s_per_msg", optional_number(r.cpu_per_message(r.client_cpu))},
       {"server_cpu_s_per_msg", optional_number(r.cpu_per_message(r.server_cpu))},
+      {"server_rss_kib",
+       {{"before", optional_number(r.server_rss_before_kib)},
+        {"window", optional_number(r.server_rss_window_kib)}}},
+      {"server_bytes_per_connection", optional_number(r.server_bytes_per_connection())},
       {"ok", r.ok()}};
   if (r.opts.protocol == proto::udp) {
     out["udp_sent"] = r.udp_sent;
@@ -1026,14 +1106,19 @@ void print_table(const report& r) {
   }
   const auto us = [&r](double q) { return static_cast<double>(r.latency.percentile_ns(q)) / 1e3; };
   fmt::print("coronet_bench: {} {}, {} connections, {} B messages, {} client thread{}\n",
-             to_string(o.protocol), o.kind == mode::pingpong ? "ping-pong" : "flood",
+             to_string(o.protocol), o.kind == mode::pingpong ? "ping-pong" : to_string(o.kind),
              grouped(o.connections), grouped(o.size), o.threads, o.threads == 1 ? "" : "s");
   fmt::print("{:<24}{} ({})\n", "target", r.target, server);
   fmt::print("{:<24}{:.2f} s measured after {:.2f} s of warm-up\n", "window", r.duration_s,
              o.warmup_s);
-  fmt::print("{:<24}{} ({} msg/s, {:.1f} MB/s)\n", "messages", grouped(r.messages),
-             grouped(static_cast<std::uint64_t>(r.msgs_per_sec())),
-             r.msgs_per_sec() * static_cast<double>(o.size) / 1e6);
+  if (o.kind == mode::idle) {
+    fmt::print("{:<24}{} (one per connection, before the window)\n", "round trips",
+               grouped(r.messages));
+  } else {
+    fmt::print("{:<24}{} ({} msg/s, {:.1f} MB/s)\n", "messages", grouped(r.messages),
+               grouped(static_cast<std::uint64_t>(r.msgs_per_sec())),
+               r.msgs_per_sec() * static_cast<double>(o.size) / 1e6);
+  }
   if (r.latency.count() > 0) {
     fmt::print("{:<24}p50 {:.1f}  p90 {:.1f}  p99 {:.1f}  p99.9 {:.1f}  max {:.1f}  mean {:.1f}\n",
                "latency µs", us(0.5), us(0.9), us(0.99), us(0.999),
@@ -1043,6 +1128,15 @@ void print_table(const report& r) {
   }
   fmt::print("{:<24}client {}; server {}\n", "cpu per message", cpu_line(r, r.client_cpu),
              cpu_line(r, r.server_cpu));
+  if (r.server_rss_before_kib && r.server_rss_window_kib) {
+    std::string line = fmt::format("{:.1f} MiB before connecting, {:.1f} MiB in the window",
+                                   static_cast<double>(*r.server_rss_before_kib) / 1024.0,
+                                   static_cast<double>(*r.server_rss_window_kib) / 1024.0);
+    if (o.kind == mode::idle) {
+      line += fmt::format(": {:.0f} bytes per idle connection", *r.server_bytes_per_connection());
+    }
+    fmt::print("{:<24}{}\n", "server memory (RSS)", line);
+  }
   fmt::print(
       "{:<24}opened {} of {}, unique local endpoints {}, unique fds {}, source "
       "addresses {}\n",
@@ -1074,8 +1168,10 @@ int main(int argc, char** argv) {
   int server_pid = 0;
   app.add_option("--proto", protocol, "tcp, udp or unix")
       ->check(CLI::IsMember({"tcp", "udp", "unix"}));
-  app.add_option("--mode", kind, "pingpong (one message in flight) or flood")
-      ->check(CLI::IsMember({"pingpong", "flood"}));
+  app.add_option("--mode", kind,
+                 "pingpong (one message in flight), flood, or idle (one round trip, then "
+                 "silence: with --server-pid, the server's memory per connection)")
+      ->check(CLI::IsMember({"pingpong", "flood", "idle"}));
   app.add_option("--connections", opts.connections, "concurrent connections (UDP: sockets)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   app.add_option("--size", opts.size, "bytes per message")
@@ -1093,7 +1189,7 @@ int main(int argc, char** argv) {
                                 "server to measure: HOST:PORT, or a path for unix (default: "
                                 "a built-in server)");
   app.add_option("--server-pid", server_pid,
-                 "the --target server's process, for its CPU time per message")
+                 "the --target server's process, for its CPU time per message and its memory")
       ->check(CLI::Range(1, 1 << 30))
       ->needs(target);
   app.add_option("--sources", opts.sources,
@@ -1112,11 +1208,15 @@ int main(int argc, char** argv) {
   opts.protocol = protocol == "udp"    ? proto::udp
                   : protocol == "unix" ? proto::unix_stream
                                        : proto::tcp;
-  opts.kind = kind == "flood" ? mode::flood : mode::pingpong;
+  opts.kind = kind == "flood" ? mode::flood : kind == "idle" ? mode::idle : mode::pingpong;
   if (server_pid != 0) opts.server_pid = server_pid;
   if (opts.protocol == proto::udp && opts.size > max_udp_payload) {
     std::cerr << "coronet_bench: --size " << opts.size << " is more than a UDP datagram holds ("
               << max_udp_payload << ")\n";
+    return 2;
+  }
+  if (opts.protocol == proto::udp && opts.kind == mode::idle) {
+    std::cerr << "coronet_bench: --mode idle is for tcp and unix connections\n";
     return 2;
   }
   if (opts.protocol == proto::unix_stream && opts.sources != 0) {

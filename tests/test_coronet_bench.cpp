@@ -7,6 +7,7 @@
 #include <fstream>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -255,6 +256,50 @@ TEST_CASE("coronet_bench without --server-pid reports the server's CPU as unknow
   CHECK(server.wait(std::chrono::seconds(5)) == 0);
 }
 
+TEST_CASE("coronet_bench idle mode makes one round trip per connection then holds it silent") {
+  coronet::test::temp_dir dir;
+  const auto socket_path = (dir.path() / "echo.sock").string();
+  child_process server(echo_server_path,
+                       {"--tcp", "127.0.0.1:0", "--unix", socket_path, "--threads", "1"});
+  const auto tcp = server.read_stdout_line(std::chrono::seconds(5));
+  REQUIRE(tcp);
+  REQUIRE(server.read_stdout_line(std::chrono::seconds(5)));
+  const std::string tcp_target = tcp->substr(std::string("listening tcp ").size());
+  for (const auto& [proto, target, connections] :
+       {std::tuple{std::string("tcp"), tcp_target, std::size_t{1000}},
+        std::tuple{std::string("unix"), socket_path, std::size_t{50}}}) {
+    CAPTURE(proto);
+    auto run =
+        run_bench({"--proto", proto, "--mode", "idle", "--connections", std::to_string(connections),
+                   "--size", "100", "--duration", "1", "--warmup", "0.5", "--target", target,
+                   "--server-pid", std::to_string(server.pid())});
+    INFO(run.out, run.err);
+    CHECK(run.exit_code == 0);
+    const auto& r = run.result;
+    REQUIRE(r.is_object());
+    CHECK(r.at("mode") == "idle");
+    // Exactly one round trip per connection, each checked, and every connection still open at
+    // the end of the window (it then ends with the server's FIN, or it counts as an error).
+    CHECK(r.at("messages") == connections);
+    CHECK(r.at("errors") == 0);
+    CHECK(r.at("sockets").at("unique_fds") == connections);
+    CHECK(r.at("latency_us").at("p50").is_number());
+    // The server's memory, read before connecting and in the window, and per connection.
+    const auto& rss = r.at("server_rss_kib");
+    REQUIRE(rss.at("before").is_number());
+    REQUIRE(rss.at("window").is_number());
+    const auto before = rss.at("before").get<double>();
+    const auto window = rss.at("window").get<double>();
+    CHECK(before > 0);
+    REQUIRE(r.at("server_bytes_per_connection").is_number());
+    CHECK(r.at("server_bytes_per_connection").get<double>() ==
+          doctest::Approx((window - before) * 1024.0 / static_cast<double>(connections)));
+    CHECK(run.out.find("bytes per idle connection") != std::string::npos);
+  }
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(std::chrono::seconds(5)) == 0);
+}
+
 TEST_CASE("coronet_bench unix and flood modes echo every byte") {
   for (const std::string proto : {"tcp", "unix"}) {
     CAPTURE(proto);
@@ -303,6 +348,9 @@ TEST_CASE("coronet_bench rejects bad input with a clear message") {
   CHECK(big_datagram.err.find("more than a UDP datagram holds") != std::string::npos);
   auto zero = run_to_exit(bench_path, {"--connections", "0"});
   CHECK(zero.exit_code == 2);
+  auto idle_udp = run_to_exit(bench_path, {"--proto", "udp", "--mode", "idle"});
+  CHECK(idle_udp.exit_code == 2);
+  CHECK(idle_udp.err.find("--mode idle is for tcp and unix") != std::string::npos);
 
   // Run-time failures: exit 1, a line naming what is wrong, no hang.
   auto garbage = run_to_exit(bench_path, {"--target", "not-an-address"});
