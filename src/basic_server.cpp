@@ -5,6 +5,7 @@
 #include <chrono>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -139,56 +140,81 @@ struct basic_server<Listener>::state {
   std::atomic<std::uint64_t> ended_sent{0};
   std::atomic<bool> stopping{false};
 
-  // Removes a connection from its thread's table however its coroutine ends, its bytes going
-  // to the totals.
-  struct registration {
+  // Removes a connection from its thread's table however its session ends (its coroutine
+  // destroyed before it ran included), its bytes going to the totals.
+  class registration {
+   public:
     registration(state& s, thread_part& part, std::uint64_t n) noexcept
-        : owner(s), where(part), id(n) {}
-    registration(const registration&) = delete;
-    registration& operator=(const registration&) = delete;
+        : owner_(&s), where_(&part), id_(n) {}
+    registration(registration&& other) noexcept
+        : owner_(std::exchange(other.owner_, nullptr)), where_(other.where_), id_(other.id_) {}
+    registration& operator=(registration&&) = delete;
     ~registration() {
-      std::lock_guard lock(where.mutex);
-      const auto found = where.open.find(id);
-      owner.ended_received.fetch_add(found->second.counters->received(), std::memory_order_relaxed);
-      owner.ended_sent.fetch_add(found->second.counters->sent(), std::memory_order_relaxed);
-      where.open.erase(found);
+      if (owner_ == nullptr) return;
+      std::lock_guard lock(where_->mutex);
+      const auto found = where_->open.find(id_);
+      owner_->ended_received.fetch_add(found->second.counters->received(),
+                                       std::memory_order_relaxed);
+      owner_->ended_sent.fetch_add(found->second.counters->sent(), std::memory_order_relaxed);
+      where_->open.erase(found);
     }
-    state& owner;
-    thread_part& where;
-    std::uint64_t id;
+
+   private:
+    state* owner_;
+    thread_part* where_;
+    std::uint64_t id_;
   };
 
-  static asio::awaitable<void> session(std::shared_ptr<state> self, std::size_t thread,
-                                       std::uint64_t id, stream_type stream,
-                                       detail::connection_limit::slot) {
-    auto& part = *self->threads[thread];
+  // Lists the connection in its thread's table, counting its bytes from now on.
+  static registration register_connection(state& self, std::size_t thread, std::uint64_t id,
+                                          stream_type& stream) {
+    auto& part = *self.threads[thread];
     auto counters = std::make_shared<byte_counters>();
     stream.count_bytes(counters);
-    {
-      record entry{connection_info{.id = id,
-                                   .fd = static_cast<int>(stream.native_handle()),
-                                   .local = stream.local_endpoint(),
-                                   .peer = stream.remote_endpoint(),
-                                   .thread = thread,
-                                   .bytes_received = 0,
-                                   .bytes_sent = 0,
-                                   .started = std::chrono::system_clock::now()},
-                   counters};
-      std::lock_guard lock(part.mutex);
-      part.open.emplace(id, std::move(entry));
-    }
-    const registration registered{*self, part, id};
-    co_await self->handler(std::move(stream));
+    record entry{connection_info{.id = id,
+                                 .fd = static_cast<int>(stream.native_handle()),
+                                 .local = stream.local_endpoint(),
+                                 .peer = stream.remote_endpoint(),
+                                 .thread = thread,
+                                 .bytes_received = 0,
+                                 .bytes_sent = 0,
+                                 .started = std::chrono::system_clock::now()},
+                 std::move(counters)};
+    std::lock_guard lock(part.mutex);
+    part.open.emplace(id, std::move(entry));
+    return registration(self, part, id);
   }
 
-  // Starts a connection's session on its own thread's group; runs on that thread.
+  // A connection's session: the handler's coroutine, with the connection listed and its slot
+  // held until it ends. An idle connection holds this frame all its life, so it is kept small:
+  // the stream went to the handler, and what the table lists was built outside it.
+  static asio::awaitable<void> session(std::shared_ptr<state> /*self: kept alive*/,
+                                       registration /*listed until the end*/,
+                                       detail::connection_limit::slot /*held until the end*/,
+                                       asio::awaitable<void> work) {
+    co_await std::move(work);
+  }
+
+  // Starts a connection's session on its own thread's group; runs on that thread. A handler
+  // that throws before its coroutine starts is logged, and the connection closed.
   static void start_session(const std::shared_ptr<state>& self, std::size_t thread,
                             stream_type stream, detail::connection_limit::slot slot) {
     const auto id = self->next_id.fetch_add(1, std::memory_order_relaxed);
     std::string name =
         "connection " + std::to_string(id) + " from " + stream.remote_endpoint().to_string();
+    registration registered = register_connection(*self, thread, id, stream);
+    std::optional<asio::awaitable<void>> work;
+    try {
+      work.emplace(self->handler(std::move(stream)));
+    } catch (const std::exception& e) {
+      log().error("{}: the handler threw: {}", name, e.what());
+      return;
+    } catch (...) {
+      log().error("{}: the handler threw", name);
+      return;
+    }
     self->threads[thread]->sessions.spawn(
-        session(self, thread, id, std::move(stream), std::move(slot)), std::move(name));
+        session(self, std::move(registered), std::move(slot), std::move(*work)), std::move(name));
   }
 
   static asio::awaitable<void> pause(std::chrono::milliseconds how_long) {
