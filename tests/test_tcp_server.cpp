@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -268,6 +269,35 @@ TEST_CASE("tcp_server: an exception from a handler is logged and the server goes
         "connection 1 from " + doomed->local_endpoint().to_string() + ": handler exploded";
     // Logged as the task ends, just after its frame (and so the socket) has gone.
     while (log.text().find(expected) == std::string::npos) co_await test::sleep_for(5ms);
+    auto fine = co_await test::ping_clients(server.local_endpoint(), 1);
+    CHECK(server.stats().accepted == 2);
+    fine.clear();
+    CHECK(co_await server.stop(5s) == 0);
+  });
+}
+
+// A handler that is a plain function may throw before any coroutine of its exists.
+TEST_CASE(
+    "tcp_server: a handler that throws before its coroutine starts is logged - the next is "
+    "served") {
+  test::log_capture log;
+  coronet::runtime threads(1);
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  auto server = tcp_server::bind(threads, test::any_v4(), [calls](tcp_stream stream) {
+    if (calls->fetch_add(1) == 0) throw std::runtime_error("no session for you");
+    return test::echo_until_eof(std::move(stream));
+  });
+  test::running run(threads);
+  test::run([&]() -> asio::awaitable<void> {
+    auto doomed = co_await tcp_stream::connect(server.local_endpoint());
+    REQUIRE(doomed);
+    std::array<char, 4> reply{};
+    // Its connection is closed, and the server lists it no longer.
+    CHECK(!co_await doomed->recv_exact(asio::buffer(reply), 5s));
+    const auto expected = "connection 1 from " + doomed->local_endpoint().to_string() +
+                          ": the handler threw: no session for you";
+    while (log.text().find(expected) == std::string::npos) co_await test::sleep_for(5ms);
+    co_await wait_for_count(server, 0);
     auto fine = co_await test::ping_clients(server.local_endpoint(), 1);
     CHECK(server.stats().accepted == 2);
     fine.clear();
