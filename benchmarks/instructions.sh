@@ -6,7 +6,8 @@
 # server's total instruction count, connection setup included, is divided by the messages
 # echoed. Prints one line per server and, with OUT set, writes each callgrind profile there
 # (callgrind_annotate OUT/<server>.callgrind shows where the instructions go).
-#   SERVERS (default "coronet asio epoll"), CONNECTIONS (1000), DURATION seconds (8), OUT
+#   SERVERS (default "coronet asio epoll"; NAME=PATH adds any program with echo_server's
+#   command line, such as an older build), CONNECTIONS (1000), DURATION seconds (8), OUT
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,14 +24,16 @@ command -v valgrind >/dev/null || die "valgrind not found (Debian package valgri
 [[ $duration =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "DURATION must be seconds, not '$duration'"
 program() {
   case $1 in
-    coronet) echo echo_server ;;
-    asio) echo asio_echo_server ;;
-    epoll) echo epoll_echo_server ;;
-    *) die "unknown server '$1': the servers are coronet, asio and epoll" ;;
+    coronet) echo "$bin/echo_server" ;;
+    asio) echo "$bin/asio_echo_server" ;;
+    epoll) echo "$bin/epoll_echo_server" ;;
+    *=*) echo "${1#*=}" ;;
+    *) die "unknown server '$1': coronet, asio, epoll or NAME=PATH" ;;
   esac
 }
+name() { echo "${1%%=*}"; }
 for server in "${servers[@]}"; do
-  [ -x "$bin/$(program "$server")" ] || die "$bin/$(program "$server") not found: make release"
+  [ -x "$(program "$server")" ] || die "$(program "$server") not found: make release"
 done
 [ -x "$bin/coronet_bench" ] || die "$bin/coronet_bench not found: make release"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -44,9 +47,9 @@ cleanup() {
 trap cleanup EXIT
 
 for server in "${servers[@]}"; do
-  profile="$work/$server.callgrind"
+  profile="$work/$(name "$server").callgrind"
   valgrind --tool=callgrind --callgrind-out-file="$profile" \
-    "$bin/$(program "$server")" --tcp 127.0.0.1:0 --threads 1 >"$work/ready" 2>"$work/server.err" &
+    "$(program "$server")" --tcp 127.0.0.1:0 --threads 1 >"$work/ready" 2>"$work/server.err" &
   server_pid=$!
   address=""
   for _ in $(seq 600); do  # valgrind starts slowly: up to 60 s
@@ -69,6 +72,6 @@ for server in "${servers[@]}"; do
   [ -n "$messages" ] && [ "$messages" -gt 0 ] && [ -n "$total" ] ||
     die "no message count or instruction total for $server"
   printf '%-8s %12s instructions / %9s messages = %6d per message\n' \
-    "$server" "$total" "$messages" "$((total / messages))"
+    "$(name "$server")" "$total" "$messages" "$((total / messages))"
   if [ -n "${OUT:-}" ]; then mkdir -p "$OUT" && cp "$profile" "$OUT/"; fi
 done
