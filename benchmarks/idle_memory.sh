@@ -21,51 +21,22 @@ die() { say "$*"; exit 1; }
 
 [[ $connections =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a whole number >= 1"
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a whole number >= 1"
-program() {
-  case $1 in
-    coronet) echo "$bin/echo_server" ;;
-    asio) echo "$bin/asio_echo_server" ;;
-    epoll) echo "$bin/epoll_echo_server" ;;
-    *=*) echo "${1#*=}" ;;
-    *) die "unknown server '$1': coronet, asio, epoll or NAME=PATH" ;;
-  esac
-}
-name() { echo "${1%%=*}"; }
-for server in "${servers[@]}"; do
-  [ -x "$(program "$server")" ] || die "$(program "$server") not found: make release"
-done
-[ -x "$bin/coronet_bench" ] || die "$bin/coronet_bench not found: make release"
+# shellcheck source=benchmarks/echo_servers.sh
+. "$root/benchmarks/echo_servers.sh"
+check_servers "${servers[@]}"
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill -KILL "$server_pid" 2>/dev/null || true; fi
-  rm -rf -- "$work"
-}
-trap cleanup EXIT
 
 # One run against one server: prints its line and sets `figure` (bytes per connection).
 figure=""
 measure() {
-  local server=$1 address=""
-  "$(program "$server")" --tcp 127.0.0.1:0 --threads 1 >"$work/ready" 2>"$work/server.err" &
-  server_pid=$!
-  for _ in $(seq 100); do
-    address=$(sed -n 's/^listening tcp //p' "$work/ready")
-    [ -n "$address" ] && break
-    kill -0 "$server_pid" 2>/dev/null || die "$server exited early: $(tail -n 5 "$work/server.err")"
-    sleep 0.1
-  done
-  [[ $address == 127.0.0.1:* ]] || die "$server printed no ready line on 127.0.0.1"
+  local server=$1
+  start_server "$server" 10
 
   "$bin/coronet_bench" --mode idle --target "$address" --server-pid "$server_pid" \
     --connections "$connections" --size 64 --warmup 2 --duration 2 \
     --json "$work/bench.json" >"$work/bench.out" ||
     die "coronet_bench failed against $server: $(tail -n 5 "$work/bench.out")"
-  kill -TERM "$server_pid"
-  wait "$server_pid" || die "$server did not exit cleanly on SIGTERM"
-  server_pid=""
+  stop_server "$server"
 
   local per before window
   per=$(sed -n 's/.*"server_bytes_per_connection":[[:space:]]*\([-0-9.e+]*\).*/\1/p' "$work/bench.json")
@@ -73,7 +44,7 @@ measure() {
   window=$(tr -d '\n ' <"$work/bench.json" | sed -n 's/.*"server_rss_kib":{"before":\([0-9]*\),"window":\([0-9]*\)}.*/\2/p')
   [ -n "$per" ] && [ -n "$before" ] && [ -n "$window" ] || die "no memory figures for $server"
   printf '%-10s RSS %7d KiB before, %7d KiB with %d idle connections: %6.0f bytes each\n' \
-    "$(name "$server")" "$before" "$window" "$connections" "$per"
+    "$(server_name "$server")" "$before" "$window" "$connections" "$per"
   figure=$(printf '%.0f' "$per")
 }
 
@@ -82,12 +53,12 @@ for run in $(seq "$runs"); do
   say "run $run of $runs"
   for server in "${servers[@]}"; do
     measure "$server"
-    figures[$(name "$server")]+="$figure "
+    figures[$(server_name "$server")]+="$figure "
   done
 done
 echo "median of $runs runs, bytes of server RSS per idle connection ($connections connections):"
 for server in "${servers[@]}"; do
-  n=$(name "$server")
+  n=$(server_name "$server")
   median=$(tr ' ' '\n' <<<"${figures[$n]}" | sed '/^$/d' | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}')
   printf '%-10s %6d   (runs: %s)\n' "$n" "$median" "${figures[$n]% }"
 done

@@ -14,16 +14,13 @@
 namespace coronet {
 namespace {
 
-// One send(2) that never waits: how many bytes of `data` the kernel took at once. A full
-// socket buffer is ec == would_block with 0 bytes; a closed stream is bad_descriptor, as Asio
-// reports it.
-//
-// Most sends fit in the socket's buffer, so send() and send_all() try this first and go
-// through Asio's reactor (a composed operation, a completion posted to the scheduler and a
-// resumption) only for what the kernel did not take.
-std::size_t send_now(int fd, asio::const_buffer data, std::error_code& ec) noexcept {
+// One call of `io` (a send(2) or recv(2) with MSG_DONTWAIT), again after EINTR: the bytes it
+// moved, or 0 with ec set: would_block when the socket is not ready, bad_descriptor for a
+// closed stream, in Asio's system category as Asio reports them.
+template <class Io>
+std::size_t without_waiting(Io io, std::error_code& ec) noexcept {
   for (;;) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t n = io();
     if (n >= 0) {
       ec.clear();
       return static_cast<std::size_t>(n);
@@ -35,20 +32,21 @@ std::size_t send_now(int fd, asio::const_buffer data, std::error_code& ec) noexc
   }
 }
 
-// One recv(2) that never waits, as send_now() is for sending: 0 bytes with no error is the
-// peer's close (for a non-empty buffer).
+// How many bytes of `data` the kernel took at once.
+//
+// Most sends fit in the socket's buffer, so send() and send_all() try this first and go
+// through Asio's reactor (a composed operation, a completion posted to the scheduler and a
+// resumption) only for what the kernel did not take.
+std::size_t send_now(int fd, asio::const_buffer data, std::error_code& ec) noexcept {
+  return without_waiting(
+      [&] { return ::send(fd, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL); }, ec);
+}
+
+// The bytes already received, up to the buffer's size: 0 with no error is the peer's close
+// (for a non-empty buffer).
 std::size_t recv_now(int fd, asio::mutable_buffer buffer, std::error_code& ec) noexcept {
-  for (;;) {
-    const ssize_t n = ::recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT);
-    if (n >= 0) {
-      ec.clear();
-      return static_cast<std::size_t>(n);
-    }
-    if (errno != EINTR) {
-      ec.assign(errno == EWOULDBLOCK ? EAGAIN : errno, asio::error::get_system_category());
-      return 0;
-    }
-  }
+  return without_waiting([&] { return ::recv(fd, buffer.data(), buffer.size(), MSG_DONTWAIT); },
+                         ec);
 }
 
 }  // namespace
