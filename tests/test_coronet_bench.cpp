@@ -7,7 +7,6 @@
 #include <fstream>
 #include <numeric>
 #include <string>
-#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -265,9 +264,16 @@ TEST_CASE("coronet_bench idle mode makes one round trip per connection then hold
   REQUIRE(tcp);
   REQUIRE(server.read_stdout_line(std::chrono::seconds(5)));
   const std::string tcp_target = tcp->substr(std::string("listening tcp ").size());
-  for (const auto& [proto, target, connections] :
-       {std::tuple{std::string("tcp"), tcp_target, std::size_t{1000}},
-        std::tuple{std::string("unix"), socket_path, std::size_t{50}}}) {
+  struct idle_case {
+    std::string proto;
+    std::string target;
+    std::size_t connections;
+  };
+  // Not a structured binding: clang 14 cannot capture one, and CAPTURE() does.
+  for (const auto& c : {idle_case{"tcp", tcp_target, 1000}, idle_case{"unix", socket_path, 50}}) {
+    const auto& proto = c.proto;
+    const auto& target = c.target;
+    const auto connections = c.connections;
     CAPTURE(proto);
     auto run =
         run_bench({"--proto", proto, "--mode", "idle", "--connections", std::to_string(connections),
