@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,8 +16,8 @@
 
 namespace coronet_examples {
 
-// The buffer a thread's stream sessions receive into and echo from, one at a time: a session
-// borrows it only between waking up and suspending again, so an idle connection holds none.
+// The buffer a thread's stream sessions echo longer messages through, one session at a time:
+// a session borrows it only between waking up and suspending again.
 inline std::array<char, 16 * 1024>& thread_buffer() {
   thread_local std::array<char, 16 * 1024> buffer;
   return buffer;
@@ -25,11 +26,12 @@ inline std::array<char, 16 * 1024>& thread_buffer() {
 // One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
 // peer silent for `idle` is closed.
 //
-// Memory: while it waits, a session holds no buffer. It waits for bytes (wait_readable), then
-// receives them into its thread's buffer and sends them back from it with the calls that never
-// suspend (try_recv, try_send), so no other session can use the buffer in between. Only when
-// the peer does not take the echo at once is the rest copied into a buffer of the session's
-// own for send_all().
+// Memory: a session holds 128 bytes of buffer, not the 16 KiB it echoes at most at once. It
+// waits in recv() on its own small buffer, which takes a short message whole in one receive.
+// When that buffer fills, the bytes go to its thread's buffer, try_recv() adds what else has
+// arrived, and try_send() echoes it all: neither suspends, so no other session can use the
+// thread's buffer in between. Only an echo the peer does not take at once is copied into a
+// buffer of the session's own for send_all().
 template <class Stream>
 inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) {
   // Named for the debug log only: most servers run without it, and the name costs memory.
@@ -37,50 +39,53 @@ inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) 
   const std::string peer = debug ? stream.remote_endpoint().to_string() : std::string();
   if (debug) coronet::log().debug("{}: connected", peer);
 
-  // A receive that filled the buffer is followed by another at once, up to 8 in a row; then the
-  // session waits its turn like the others.
-  constexpr unsigned reads_between_waits = 8;
-  unsigned reads_in_a_row = 0;
+  std::array<char, 128> first;
   for (;;) {
-    if (reads_in_a_row == 0) {
-      auto ready = co_await stream.wait_readable(idle);
-      if (!ready) {
-        if (ready.error() == std::errc::timed_out) {
-          coronet::log().debug("{}: idle, closing", peer);
-        } else {
-          coronet::log().debug("{}: receive failed: {}", peer, ready.error().message());
-        }
-        break;
-      }
-    }
-    auto& buffer = thread_buffer();
-    auto got = stream.try_recv(asio::buffer(buffer));
-    const bool filled = got && got.bytes() == buffer.size();
-    reads_in_a_row = filled && reads_in_a_row + 1 < reads_between_waits ? reads_in_a_row + 1 : 0;
-    if (got.error() == std::errc::operation_would_block) continue;  // woken with nothing to read
+    auto got = co_await stream.recv(asio::buffer(first), idle);
     if (!got) {
       if (got.error() == coronet::errc::eof) {
         // Everything received was echoed: answer the peer's FIN with ours.
         (void)stream.shutdown(coronet::shutdown_type::send);
         coronet::log().debug("{}: closed by peer", peer);
+      } else if (got.error() == std::errc::timed_out) {
+        coronet::log().debug("{}: idle, closing", peer);
       } else {
         coronet::log().debug("{}: receive failed: {}", peer, got.error().message());
       }
       break;
     }
-    auto sent = stream.try_send(asio::buffer(buffer.data(), got.bytes()));
-    if (sent.bytes() == got.bytes()) continue;
-    if (!sent && sent.error() != std::errc::operation_would_block) {
-      coronet::log().debug("{}: send failed: {}", peer, sent.error().message());
+    asio::const_buffer echo(first.data(), got.bytes());
+    std::error_code after;  // how the stream ended behind these bytes, if it did
+    if (got.bytes() == first.size()) {
+      auto& buffer = thread_buffer();
+      std::memcpy(buffer.data(), first.data(), first.size());
+      auto more = stream.try_recv(asio::buffer(buffer) + first.size());
+      if (!more && more.error() != std::errc::operation_would_block) after = more.error();
+      echo = asio::buffer(buffer.data(), first.size() + more.bytes());
+    }
+    auto sent = stream.try_send(echo);
+    if (sent.bytes() < echo.size()) {
+      if (!sent && sent.error() != std::errc::operation_would_block) {
+        coronet::log().debug("{}: send failed: {}", peer, sent.error().message());
+        break;
+      }
+      // The peer is slower to read than to send: the rest waits in a buffer of this session's
+      // own, since the thread's buffer is lent to other sessions while this one is suspended.
+      const auto* bytes = static_cast<const char*>(echo.data());
+      std::vector<char> rest(bytes + sent.bytes(), bytes + echo.size());
+      auto rest_sent = co_await stream.send_all(asio::buffer(rest));
+      if (!rest_sent) {
+        coronet::log().debug("{}: send failed: {}", peer, rest_sent.error().message());
+        break;
+      }
+    }
+    if (after == coronet::errc::eof) {
+      (void)stream.shutdown(coronet::shutdown_type::send);
+      coronet::log().debug("{}: closed by peer", peer);
       break;
     }
-    // The peer is slower to read than to send: the rest waits in a buffer of this session's
-    // own, since the thread's buffer is lent to other sessions while this one is suspended.
-    std::vector<char> rest(buffer.begin() + static_cast<std::ptrdiff_t>(sent.bytes()),
-                           buffer.begin() + static_cast<std::ptrdiff_t>(got.bytes()));
-    auto rest_sent = co_await stream.send_all(asio::buffer(rest));
-    if (!rest_sent) {
-      coronet::log().debug("{}: send failed: {}", peer, rest_sent.error().message());
+    if (after) {
+      coronet::log().debug("{}: receive failed: {}", peer, after.message());
       break;
     }
   }

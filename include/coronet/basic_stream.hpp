@@ -68,7 +68,9 @@ class basic_stream : public basic_socket<AsioSocket> {
   /// Waits until a receive would not wait: bytes have arrived, the peer has closed, or the
   /// stream has failed. Nothing is read. With try_recv() and try_send(), a server can hold an
   /// idle connection without a buffer of its own: wait, then receive into a buffer borrowed
-  /// for the moment and send from it without suspending (examples/echo_session.hpp).
+  /// for the moment and send from it without suspending. Each wait re-arms the socket with the
+  /// reactor (one epoll_ctl(2)), so a session that echoes small messages at a high rate does
+  /// better with recv() into a small buffer of its own (examples/echo_session.hpp).
   /// Errors: std::errc::timed_out; std::errc::operation_canceled after close().
   /// Cancellation: safe, nothing is lost.
   asio::awaitable<result<void>> wait_readable(call_timeout limit = {});
