@@ -55,12 +55,12 @@ inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) 
       break;
     }
     asio::const_buffer echo(first.data(), got.bytes());
-    std::error_code after;  // how the stream ended behind these bytes, if it did
     if (got.bytes() == first.size()) {
+      // Whatever else try_recv() meets (none yet, the peer's close, an error) leaves `more`
+      // with 0 bytes, and the next recv() reports an end again.
       auto& buffer = thread_buffer();
       std::memcpy(buffer.data(), first.data(), first.size());
       auto more = stream.try_recv(asio::buffer(buffer) + first.size());
-      if (!more && more.error() != std::errc::operation_would_block) after = more.error();
       echo = asio::buffer(buffer.data(), first.size() + more.bytes());
     }
     auto sent = stream.try_send(echo);
@@ -78,15 +78,6 @@ inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) 
         coronet::log().debug("{}: send failed: {}", peer, rest_sent.error().message());
         break;
       }
-    }
-    if (after == coronet::errc::eof) {
-      (void)stream.shutdown(coronet::shutdown_type::send);
-      coronet::log().debug("{}: closed by peer", peer);
-      break;
-    }
-    if (after) {
-      coronet::log().debug("{}: receive failed: {}", peer, after.message());
-      break;
     }
   }
   stream.close();
