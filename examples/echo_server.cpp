@@ -36,6 +36,16 @@
 //                        thread 0/1/..., from the connection table.
 //   --log-level LEVEL    trace, debug, info (default), warn, error or off.
 //
+// Workers: --workers N runs N processes, each serving every --tcp listener with --threads
+//                        threads of its own (default 1) through SO_REUSEPORT listeners on the
+//                        same port; the parent reserves the ports (port 0 resolves once for
+//                        all), prints the ready lines once every worker serves, restarts a
+//                        worker that dies (logged, with a growing delay if it keeps dying at
+//                        once), and passes SIGINT, SIGTERM and SIGUSR1 on to the workers; it
+//                        exits 0 once every worker has stopped. A worker's log lines name it:
+//                        "[worker 1 pid 4242]". --workers serves --tcp only (a UDP socket or a
+//                        Unix listener belongs to one process) and implies reuse-port.
+//
 // Connection table (SIGUSR1), written to stderr whatever the log level: a header line, then
 // one line per open connection of every TCP and Unix server, in columns:
 //       id     fd thread  local            peer              bytes_in  bytes_out     age_s
@@ -44,13 +54,15 @@
 // its descriptor; thread: the runtime thread serving it; age_s: seconds since it was accepted.
 //
 // Exit codes: 0 after a signal; 1 when an address is malformed or cannot be bound (one line
-// on stderr); 2 for a command-line mistake (usage on stderr).
+// on stderr), or with --workers when a worker fails before all serve or has to be killed at
+// the stop; 2 for a command-line mistake (usage on stderr).
 
 #include <array>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -79,6 +91,22 @@ struct listen_request {
   enum class kind { tcp, udp, unix_stream } what;
   std::string text;
 };
+
+// The endpoint a request names. Throws std::runtime_error naming the option and the reason.
+coronet::endpoint address_of(const listen_request& request) {
+  using kind = listen_request::kind;
+  const char* option = request.what == kind::tcp   ? "--tcp"
+                       : request.what == kind::udp ? "--udp"
+                                                   : "--unix";
+  auto ep = request.what == kind::unix_stream ? coronet::endpoint::unix_domain(request.text)
+                                              : coronet::endpoint::parse(request.text);
+  if (!ep || (request.what != kind::unix_stream && !ep->is_ip())) {
+    const auto reason = ep ? "not an IP address" : ep.error().message();
+    throw std::runtime_error(std::string("invalid ") + option + " '" + request.text +
+                             "': " + reason);
+  }
+  return *ep;
+}
 
 // A TCP or Unix server, with the name the stats line gives it.
 struct stream_server {
@@ -120,23 +148,14 @@ struct echo_service {
   // Binds one request; returns its ready line. Throws std::runtime_error with the reason.
   std::string bind(const listen_request& request) {
     using kind = listen_request::kind;
-    const char* option = request.what == kind::tcp   ? "--tcp"
-                         : request.what == kind::udp ? "--udp"
-                                                     : "--unix";
-    auto ep = request.what == kind::unix_stream ? coronet::endpoint::unix_domain(request.text)
-                                                : coronet::endpoint::parse(request.text);
-    if (!ep || (request.what != kind::unix_stream && !ep->is_ip())) {
-      const auto reason = ep ? "not an IP address" : ep.error().message();
-      throw std::runtime_error(std::string("invalid ") + option + " '" + request.text +
-                               "': " + reason);
-    }
+    const auto ep = address_of(request);
     // The handlers run on every thread at once: each only reads the `idle` it captured.
     const coronet::timeout limit = idle;
     try {
       switch (request.what) {
         case kind::tcp: {
           auto server = coronet::tcp_server::bind(
-              runtime, *ep,
+              runtime, ep,
               [limit](coronet::tcp_stream stream) {
                 return coronet_examples::echo_session(std::move(stream), limit);
               },
@@ -149,7 +168,7 @@ struct echo_service {
           auto unix_options = options;
           unix_options.placement = coronet::placement::round_robin;
           auto server = coronet::unix_server::bind(
-              runtime, *ep,
+              runtime, ep,
               [limit](coronet::unix_stream stream) {
                 return coronet_examples::echo_session(std::move(stream), limit);
               },
@@ -159,7 +178,7 @@ struct echo_service {
           return "listening " + label;
         }
         case kind::udp: {
-          auto sockets = coronet_examples::bind_udp_echo(runtime, *ep);
+          auto sockets = coronet_examples::bind_udp_echo(runtime, ep);
           const auto bound = sockets.front()->local_endpoint();
           udp.insert(udp.end(), sockets.begin(), sockets.end());
           return "listening udp " + bound.to_string();
@@ -282,6 +301,88 @@ coronet::timeout::duration seconds(double s) {
   return std::chrono::duration_cast<coronet::timeout::duration>(std::chrono::duration<double>(s));
 }
 
+// What the command line asked for, checked.
+struct server_config {
+  std::vector<listen_request> requests;  // in command-line order
+  std::optional<unsigned> threads;       // empty: one per hardware thread
+  coronet::server_options options;
+  coronet::timeout idle;
+  coronet::timeout grace;
+  std::optional<coronet::timeout::duration> stats_every;
+  coronet::result<std::size_t> file_limit;  // what raising the descriptor limit came to
+};
+
+// Binds every listener, then serves until SIGINT/SIGTERM and the graceful stop; returns the
+// exit code. `bound` gets the ready lines once every listener is bound, before serving starts.
+int serve(const server_config& config,
+          const std::function<void(const std::vector<std::string>&)>& bound) {
+  auto runtime = make_runtime(config.threads);
+  // Declared after the runtime, so destroyed before it: a server must not outlive its runtime.
+  echo_service echo(runtime, config.options, config.idle);
+  std::vector<std::string> ready_lines;
+  try {
+    for (const auto& request : config.requests) ready_lines.push_back(echo.bind(request));
+  } catch (const std::exception& e) {
+    std::cerr << "echo_server: " << e.what() << std::endl;
+    return 1;  // the listeners bound so far close (and remove their files) on the way out
+  }
+
+  const coronet::timeout grace = config.grace;
+  runtime.handle_signals([&echo, grace] { return graceful_stop(echo, grace); });
+  for (std::size_t i = 0; i < echo.udp.size(); ++i) {
+    runtime.spawn(udp_thread(echo, i), coronet_examples::udp_echo(echo.udp[i]), "udp echo");
+  }
+  runtime.spawn(0, dump_on_signal(echo), "connection table");
+  if (config.stats_every && !echo.servers.empty()) {
+    runtime.spawn(0, log_stats(echo, *config.stats_every), "stats");
+  }
+  bound(ready_lines);
+  if (config.file_limit) {
+    coronet::log().debug("open file limit: {}", *config.file_limit);
+  } else {
+    coronet::log().warn("cannot raise the open file limit: {}",
+                        config.file_limit.error().message());
+  }
+  coronet::log().debug("serving on {} thread(s)", runtime.size());
+  runtime.run();  // until SIGINT/SIGTERM and the graceful stop
+  return 0;
+}
+
+void print_ready_lines(const std::vector<std::string>& lines) {
+  for (const auto& line : lines) std::cout << line << '\n';
+  std::cout.flush();
+}
+
+// --workers N: the parent reserves every TCP port (resolving port 0 once), prints the ready
+// lines once every worker serves, and supervises; each worker binds SO_REUSEPORT listeners on
+// those ports and serves them with a runtime of its own.
+int serve_with_workers(server_config config, std::size_t workers) {
+  std::vector<coronet::reserved_port> ports;
+  std::vector<std::string> ready_lines;
+  try {
+    for (auto& request : config.requests) {
+      ports.push_back(coronet::reserved_port::bind(address_of(request)));
+      request.text = ports.back().local_endpoint().to_string();
+      ready_lines.push_back("listening tcp " + request.text);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "echo_server: " << e.what() << std::endl;
+    return 1;
+  }
+  const coronet::prefork_options pool{.workers = workers,
+                                      .stop_limit = std::chrono::ceil<std::chrono::milliseconds>(
+                                          config.grace.value() + std::chrono::seconds(5))};
+  return coronet::run_prefork(
+      pool,
+      [&](coronet::prefork_worker& worker) {
+        for (auto& port : ports) port.close();  // the parent's; the worker's listeners are its own
+        coronet::log().set_pattern(
+            fmt::format("[%Y-%m-%d %H:%M:%S.%e] [%n] [worker {} pid %P] [%l] %v", worker.index()));
+        return serve(config, [&worker](const std::vector<std::string>&) { worker.ready(); });
+      },
+      [&ready_lines] { print_ready_lines(ready_lines); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -293,6 +394,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> udp_addresses;
   std::vector<std::string> unix_paths;
   unsigned threads = 1;
+  std::size_t workers = 0;
   std::string placement = "round-robin";
   std::size_t max_connections = 0;
   std::string log_level = "info";
@@ -314,10 +416,11 @@ int main(int argc, char** argv) {
   auto* threads_option =
       app.add_option("--threads", threads, "runtime threads (default: one per hardware thread)")
           ->check(CLI::Range(1U, 1024U));
-  app.add_option("--placement", placement,
-                 "round-robin (one accept loop hands connections to each thread in turn) or "
-                 "reuse-port (a SO_REUSEPORT listener per thread); TCP only")
-      ->check(CLI::IsMember({"round-robin", "reuse-port"}));
+  auto* placement_option =
+      app.add_option("--placement", placement,
+                     "round-robin (one accept loop hands connections to each thread in turn) or "
+                     "reuse-port (a SO_REUSEPORT listener per thread); TCP only")
+          ->check(CLI::IsMember({"round-robin", "reuse-port"}));
   auto* max_connections_option =
       app.add_option("--max-connections", max_connections,
                      "per server, the most connections open at once (default: no limit)")
@@ -335,6 +438,12 @@ int main(int argc, char** argv) {
       app.add_option("--stats", stats_seconds, "log one line of server statistics every SECS")
           ->type_name("SECS")
           ->check(CLI::PositiveNumber);
+  auto* workers_option =
+      app.add_option("--workers", workers,
+                     "serve the --tcp listeners from N processes (prefork, SO_REUSEPORT), each "
+                     "with --threads threads (default 1); the parent supervises them")
+          ->type_name("N")
+          ->check(CLI::Range(std::size_t{1}, std::size_t{256}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   try {
@@ -361,45 +470,36 @@ int main(int argc, char** argv) {
   }
   coronet::set_log_level(coronet::parse_log_level(log_level).value());
 
-  auto runtime = make_runtime(threads_option->count() > 0 ? std::optional(threads) : std::nullopt);
-  coronet::server_options options{
-      .placement = placement == "reuse-port" ? coronet::placement::reuse_port
-                                             : coronet::placement::round_robin,
-      .max_connections = max_connections_option->count() > 0
-                             ? std::optional<std::size_t>(max_connections)
-                             : std::nullopt};
-  // Declared after the runtime, so destroyed before it: a server must not outlive its runtime.
-  echo_service echo(
-      runtime, options,
-      idle_option->count() > 0 ? coronet::timeout(seconds(idle_seconds)) : coronet::no_timeout);
-  std::vector<std::string> ready_lines;
-  try {
-    for (const auto& request : requests) ready_lines.push_back(echo.bind(request));
-  } catch (const std::exception& e) {
-    std::cerr << "echo_server: " << e.what() << std::endl;
-    return 1;  // the listeners bound so far close (and remove their files) on the way out
-  }
+  server_config config{
+      .requests = std::move(requests),
+      .threads = threads_option->count() > 0 ? std::optional(threads) : std::nullopt,
+      .options = {.placement = placement == "reuse-port" ? coronet::placement::reuse_port
+                                                         : coronet::placement::round_robin,
+                  .max_connections = max_connections_option->count() > 0
+                                         ? std::optional<std::size_t>(max_connections)
+                                         : std::nullopt},
+      .idle =
+          idle_option->count() > 0 ? coronet::timeout(seconds(idle_seconds)) : coronet::no_timeout,
+      .grace = seconds(grace_seconds),
+      .stats_every =
+          stats_option->count() > 0 ? std::optional(seconds(stats_seconds)) : std::nullopt,
+      .file_limit = file_limit};
+  if (workers_option->count() == 0) return serve(config, print_ready_lines);
 
-  const coronet::timeout grace = seconds(grace_seconds);
-  runtime.handle_signals([&echo, grace] { return graceful_stop(echo, grace); });
-  for (std::size_t i = 0; i < echo.udp.size(); ++i) {
-    runtime.spawn(udp_thread(echo, i), coronet_examples::udp_echo(echo.udp[i]), "udp echo");
+  // Worker processes share TCP ports only: a UDP socket or a Unix listener is one process's.
+  const auto usage = [&app](const std::string& problem) {
+    std::cerr << "echo_server: " << problem << "\n\n" << app.help();
+    return 2;
+  };
+  for (const auto& request : config.requests) {
+    if (request.what != listen_request::kind::tcp) {
+      return usage("--workers serves --tcp listeners only, not --udp or --unix");
+    }
   }
-  runtime.spawn(0, dump_on_signal(echo), "connection table");
-  if (stats_option->count() > 0 && !echo.servers.empty()) {
-    runtime.spawn(0, log_stats(echo, seconds(stats_seconds)), "stats");
+  if (placement_option->count() > 0 && placement != "reuse-port") {
+    return usage("--workers needs --placement reuse-port: every worker has its own listeners");
   }
-
-  // Only once every listener is bound, so that a failure prints nothing on stdout.
-  for (const auto& line : ready_lines) std::cout << line << '\n';
-  std::cout.flush();
-  if (file_limit) {
-    coronet::log().debug("open file limit: {}", *file_limit);
-  } else {
-    coronet::log().warn("cannot raise the open file limit: {}", file_limit.error().message());
-  }
-  coronet::log().debug("serving on {} thread(s)", runtime.size());
-
-  runtime.run();  // until SIGINT/SIGTERM and the graceful stop
-  return 0;
+  config.options.placement = coronet::placement::reuse_port;
+  if (!config.threads) config.threads = 1;
+  return serve_with_workers(std::move(config), workers);
 }

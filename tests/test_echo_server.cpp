@@ -5,9 +5,12 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <map>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/socket.h>
@@ -123,6 +126,11 @@ TEST_CASE("echo_server: usage errors exit 2 with the usage on stderr") {
       {"--tcp", "127.0.0.1:0", "--max-connections", "0"},  // no limit: leave it out
       {"--tcp", "127.0.0.1:0", "--max-connections", "-3"},
       {"--tcp", "127.0.0.1:0", "--stats", "0"},
+      {"--tcp", "127.0.0.1:0", "--workers", "0"},
+      {"--tcp", "127.0.0.1:0", "--workers", "two"},
+      {"--udp", "127.0.0.1:0", "--workers", "2"},           // a UDP socket is one process's
+      {"--unix", "/tmp/coronet-w.sock", "--workers", "2"},  // and so is a Unix listener
+      {"--tcp", "127.0.0.1:0", "--workers", "2", "--placement", "round-robin"},
   };
   for (const auto& args : cases) {
     std::string shown;
@@ -697,4 +705,116 @@ TEST_CASE("echo_server: UDP with --threads 2 echoes the datagrams of every clien
   CHECK(echoed == 48);
   server.send_signal(SIGTERM);
   CHECK(server.wait(5s) == 0);
+}
+
+namespace {
+
+// From echo_server's "worker K started: pid P" log line: {K, P}.
+std::pair<std::size_t, pid_t> started_worker(const std::string& line) {
+  static const std::regex started(R"(worker (\d+) started: pid (\d+))");
+  std::smatch m;
+  REQUIRE_MESSAGE(std::regex_search(line, m, started), line);
+  return {std::stoul(m[1].str()), static_cast<pid_t>(std::stol(m[2].str()))};
+}
+
+// The pids of the first `count` workers, from their start lines on stderr.
+std::map<std::size_t, pid_t> started_workers(child_process& server, std::size_t count) {
+  std::map<std::size_t, pid_t> workers;
+  while (workers.size() < count) {
+    workers.insert(started_worker(read_stderr_until(server, "started: pid", 5s)));
+  }
+  return workers;
+}
+
+bool process_gone_within(pid_t pid, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+// While `clients` are open: how many more descriptors each worker holds than at `before`.
+// Every connection is one socket in exactly one worker, so the growths add up to the count.
+void check_spread(const std::map<std::size_t, pid_t>& workers,
+                  const std::map<pid_t, std::size_t>& before, std::size_t clients) {
+  std::size_t total = 0;
+  for (const auto& [index, pid] : workers) {
+    const auto now = test::open_descriptors(pid);
+    CAPTURE(index);
+    REQUIRE(now >= before.at(pid));
+    // The kernel picks a worker by a hash of the addresses: all 64 on one of two has a chance
+    // of 2 * (1/2)^64.
+    CHECK(now > before.at(pid));
+    total += now - before.at(pid);
+  }
+  CHECK(total == clients);
+}
+
+std::map<pid_t, std::size_t> descriptors_of(const std::map<std::size_t, pid_t>& workers) {
+  std::map<pid_t, std::size_t> out;
+  for (const auto& [index, pid] : workers) out[pid] = test::open_descriptors(pid);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("echo_server: --workers 2 serves from two processes - restarts a killed one - exit 0") {
+  child_process server(echo_server, {"--workers", "2", "--tcp", "127.0.0.1:0"});
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
+  auto workers = started_workers(server, 2);
+  REQUIRE(workers.size() == 2);
+  CHECK(workers.at(0) != workers.at(1));
+  CHECK(workers.at(0) != server.pid());
+
+  auto before = descriptors_of(workers);
+  test::run(
+      [&]() -> asio::awaitable<void> {
+        auto clients = co_await test::ping_clients(where, 64);
+        check_spread(workers, before, clients.size());
+      },
+      20s);
+
+  // A worker killed outright is logged and replaced under its number; the pool serves on.
+  const pid_t killed = workers.at(0);
+  ::kill(killed, SIGKILL);
+  CHECK(read_stderr_until(server, "restarting it", 5s)
+            .find("worker 0 (pid " + std::to_string(killed) + ")") != std::string::npos);
+  const auto replacement = started_worker(read_stderr_until(server, "started: pid", 5s));
+  CHECK(replacement.first == 0);
+  CHECK(replacement.second != killed);
+  CHECK(process_gone_within(killed, 2s));
+  workers[0] = replacement.second;
+  read_stderr_until(server, "worker 0 ready: pid " + std::to_string(replacement.second), 5s);
+
+  before = descriptors_of(workers);
+  test::run(
+      [&]() -> asio::awaitable<void> {
+        auto clients = co_await test::ping_clients(where, 64);
+        check_spread(workers, before, clients.size());
+      },
+      20s);
+
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(5s) == 0);
+  for (const auto& [index, pid] : workers) CHECK(process_gone_within(pid, 2s));
+  CHECK(server.read_stdout_line(1s) == std::nullopt);  // one ready line for the whole pool
+}
+
+TEST_CASE("echo_server: --workers - a port in use exits 1 with one stderr line") {
+  asio::io_context context;
+  auto holder = coronet::tcp_listener::bind(context, test::any_v4());
+  check_setup_failure({"--workers", "2", "--tcp", holder.local_endpoint().to_string()},
+                      "cannot bind " + holder.local_endpoint().to_string());
+  check_setup_failure({"--workers", "2", "--tcp", "127.0.0.1:http"}, "invalid --tcp");
+}
+
+TEST_CASE("echo_server: --workers - the workers stop when the parent is killed") {
+  child_process server(echo_server, {"--workers", "2", "--tcp", "127.0.0.1:0"});
+  test::ready_endpoint(server.read_stdout_line(5s));
+  const auto workers = started_workers(server, 2);
+  server.send_signal(SIGKILL);
+  CHECK(server.wait(5s) == 128 + SIGKILL);
+  for (const auto& [index, pid] : workers) CHECK(process_gone_within(pid, 5s));
 }

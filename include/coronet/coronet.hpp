@@ -14,6 +14,8 @@
 #include "coronet/icmp_socket.hpp"
 #include "coronet/log.hpp"
 #include "coronet/open_file_limit.hpp"
+#include "coronet/prefork.hpp"
+#include "coronet/reserved_port.hpp"
 #include "coronet/result.hpp"
 #include "coronet/runtime.hpp"
 #include "coronet/shutdown_type.hpp"
