@@ -1,5 +1,8 @@
 #include "coronet/tcp_stream.hpp"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <utility>
 
 #include <asio/this_coro.hpp>
@@ -26,6 +29,16 @@ asio::awaitable<result<tcp_stream>> tcp_stream::connect(endpoint remote, connect
   socket.open(remote.tcp().protocol(), ec);
   if (ec) co_return detail::to_coronet_error(ec);
   if (options.local) {
+    if (options.local->port() == 0) {
+      // The port is then picked by connect(), which needs only the whole (source, destination)
+      // pair to be unused, rather than by bind(), which needs a port no other socket on that
+      // address holds, TIME_WAIT ones included: with many connections from one address,
+      // bind() scans its whole port range each time, and runs out sooner. Older kernels
+      // without the option bind as before.
+      const int on = 1;
+      (void)::setsockopt(socket.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on,
+                         sizeof on);
+    }
     socket.bind(options.local->tcp(), ec);
     if (ec) co_return detail::to_coronet_error(ec);
   }

@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <array>
 #include <memory>
@@ -281,6 +284,39 @@ TEST_CASE("tcp_stream: connect from a chosen source address") {
     auto bad = co_await tcp_stream::connect(
         listener.local_endpoint(), {.local = coronet::endpoint::parse("192.0.2.1:0").value()});
     CHECK(bad.error() == std::errc::address_not_available);
+  });
+}
+
+TEST_CASE("tcp_stream: a source address with port 0 leaves the port to connect()") {
+  // IP_BIND_ADDRESS_NO_PORT: bind() would otherwise pick a port no other socket on that address
+  // holds (TIME_WAIT ones included), scanning the whole range once many are taken.
+  const auto deferred = [](const tcp_stream& s) {
+    int value = -1;
+    socklen_t size = sizeof value;
+    REQUIRE(::getsockopt(s.native_handle(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &value, &size) ==
+            0);
+    return value != 0;
+  };
+  test::run([&]() -> asio::awaitable<void> {
+    auto listener = tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4());
+    auto any_port = co_await tcp_stream::connect(
+        listener.local_endpoint(), {.local = coronet::endpoint::parse("127.0.0.3:0").value()});
+    REQUIRE(any_port);
+    CHECK(deferred(*any_port));
+    CHECK(any_port->local_endpoint().port() != 0);  // picked by connect()
+    // A port asked for is bound as asked, and no source at all leaves everything to connect().
+    auto taken = tcp_listener::bind(co_await asio::this_coro::executor, test::any_v4());
+    const auto port = taken.local_endpoint().port();
+    taken.close();
+    auto fixed = co_await tcp_stream::connect(
+        listener.local_endpoint(),
+        {.local = coronet::endpoint(asio::ip::make_address("127.0.0.3"), port)});
+    REQUIRE(fixed);
+    CHECK_FALSE(deferred(*fixed));
+    CHECK(fixed->local_endpoint().port() == port);
+    auto plain = co_await tcp_stream::connect(listener.local_endpoint());
+    REQUIRE(plain);
+    CHECK_FALSE(deferred(*plain));
   });
 }
 

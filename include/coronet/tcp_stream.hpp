@@ -17,7 +17,9 @@ namespace coronet {
 
 /// How tcp_stream::connect() sets up the socket before connecting.
 struct connect_options {
-  /// Bind to this local endpoint first (a source address; port 0 picks a free port).
+  /// Bind to this local endpoint first (a source address). With port 0 the port is picked at
+  /// connect time (IP_BIND_ADDRESS_NO_PORT), so that one source address can serve as many
+  /// connections as there are distinct destinations times ephemeral ports.
   std::optional<endpoint> local{};
   /// How long the whole connect may take: for a host name, the lookup and every address tried.
   timeout limit = no_timeout;
