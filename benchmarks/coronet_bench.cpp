@@ -17,8 +17,10 @@
 //   flood     each connection sends messages back to back while reading the echo concurrently;
 //             a message counts when its last byte is back. Over UDP, losses are reported
 //             (udp_lost), not counted as errors: a flood over UDP is meant to overrun.
-//   idle      (tcp and unix) each connection makes one round trip as the warm-up starts, then
-//             stays open and silent until the window ends: what a server holds per idle
+//   idle      (tcp and unix) each connection makes one round trip as soon as it is connected
+//             (its connect counts as in flight until the echo is back, so a server slow to
+//             accept never has more than 512 of this client's connections in its backlog),
+//             then stays open and silent until the window ends: what a server holds per idle
 //             connection. Every round trip counts as a message. With --server-pid the server's
 //             RSS is read before the first connect and during the window, and the difference
 //             per connection is reported.
@@ -101,7 +103,8 @@ struct options {
   std::string target;  // empty: the built-in server
   std::string json_path;
   std::optional<int> server_pid;
-  std::size_t sources = 0;  // 0: as many as the ephemeral ports need
+  std::size_t sources = 0;                           // 0: as many as the ephemeral ports need
+  std::optional<asio::ip::address_v4> first_source;  // empty: 127.0.0.1
 };
 
 std::string_view to_string(mode m) {
@@ -420,13 +423,15 @@ asio::awaitable<void> opened(const coronet::endpoint& local, int fd, end_guard& 
   if (!thread.gate_open) (void)co_await thread.gate.async_wait(nothrow_awaitable);
 }
 
-// Idle: one checked round trip, every one counted, then silence until the window ends.
+// Idle, first part: one checked round trip, counted, right after the connect. Until it is
+// back the connect still counts as in flight, so a server slow to accept never has more than
+// connects_in_flight connections of this client waiting in its backlog. True when it came back.
 template <class Stream>
-asio::awaitable<void> stream_idle(Stream& stream, std::uint32_t id, bench& b,
-                                  thread_state& thread) {
-  auto message = pattern(id, b.opts.size);
+asio::awaitable<bool> idle_round_trip(Stream& stream, std::uint32_t id, thread_state& thread,
+                                      std::size_t size) {
+  auto message = pattern(id, size);
   stamp(message, id, 0);
-  std::vector<char> reply(b.opts.size);
+  std::vector<char> reply(size);
   const auto sent_at = now_ns();
   auto sent = co_await stream.send_all(asio::buffer(message));
   auto got =
@@ -434,19 +439,24 @@ asio::awaitable<void> stream_idle(Stream& stream, std::uint32_t id, bench& b,
   if (!got) {
     ++thread.errors.io;
     coronet::log().warn("connection {}: {}", id, got.error().message());
-    co_return;
+    co_return false;
   }
   if (reply != message) {
     ++thread.errors.mismatch;
     coronet::log().warn("connection {}: reply differs from its message", id);
-    co_return;
+    co_return false;
   }
   const auto back_at = now_ns();
   thread.progress.store(thread.progress.load(std::memory_order_relaxed) + 1,
                         std::memory_order_relaxed);
   ++thread.messages;
   thread.latency.record(static_cast<std::uint64_t>(back_at - sent_at));
+  co_return true;
+}
 
+// Idle, second part: silence until the window ends.
+template <class Stream>
+asio::awaitable<void> stream_idle(Stream& stream, bench& b, thread_state& thread) {
   const auto window_end = b.when.window_end.load(std::memory_order_relaxed);
   asio::steady_timer hold(co_await asio::this_coro::executor,
                           clock_type::time_point(std::chrono::nanoseconds(window_end)));
@@ -458,11 +468,17 @@ asio::awaitable<void> stream_idle(Stream& stream, std::uint32_t id, bench& b,
 template <class Stream>
 asio::awaitable<void> run_stream(Stream& stream, std::uint32_t id, end_guard& guard, bench& b,
                                  thread_state& thread) {
+  if (b.opts.kind == mode::idle) {
+    const bool echoed = co_await idle_round_trip(stream, id, thread, b.opts.size);
+    co_await opened(stream.local_endpoint(), stream.native_handle(), guard, thread);
+    if (echoed) co_await stream_idle(stream, b, thread);
+    co_return;
+  }
   co_await opened(stream.local_endpoint(), stream.native_handle(), guard, thread);
   switch (b.opts.kind) {
     case mode::pingpong: co_await stream_pingpong(stream, id, b, thread); break;
     case mode::flood: co_await stream_flood(stream, id, b, thread); break;
-    case mode::idle: co_await stream_idle(stream, id, b, thread); break;
+    case mode::idle: break;  // above
   }
 }
 
@@ -767,7 +783,8 @@ std::size_t ephemeral_ports() {
 }
 
 // Source addresses for TCP and UDP: none (the kernel picks) while one address's ephemeral
-// ports suffice, else 127.0.0.1, 127.0.0.2, ... with room to spare on each.
+// ports suffice and --first-source is not given, else first_source (127.0.0.1 by default),
+// the next address, ... with room to spare on each.
 std::vector<coronet::endpoint> source_addresses(const options& opts,
                                                 const coronet::endpoint& target) {
   if (opts.protocol == proto::unix_stream) return {};
@@ -775,7 +792,8 @@ std::vector<coronet::endpoint> source_addresses(const options& opts,
   std::size_t count = opts.sources;
   if (count == 0) {
     count = (opts.connections + per_address - 1) / std::max<std::size_t>(per_address, 1);
-    if (count <= 1) return {};
+    if (count <= 1 && !opts.first_source) return {};
+    count = std::max<std::size_t>(count, 1);
   }
   const bool loopback_v4 = target.is_v4() && target.address().to_v4().to_bytes()[0] == 127;
   if (!loopback_v4) {
@@ -784,11 +802,15 @@ std::vector<coronet::endpoint> source_addresses(const options& opts,
                     "(one address has about {} ephemeral ports)",
                     opts.connections, count, per_address));
   }
-  if (count > 254) throw std::runtime_error("at most 254 source addresses (127.0.0.1-254)");
+  const std::uint32_t first = opts.first_source ? opts.first_source->to_uint() : (127U << 24) | 1;
+  // Within 127.0.0.0/8, and never the network's broadcast address.
+  if (first + count - 1 >= (128U << 24) - 1) {
+    throw std::runtime_error(fmt::format("{} source addresses from {} leave 127.0.0.0/8", count,
+                                         asio::ip::make_address_v4(first).to_string()));
+  }
   std::vector<coronet::endpoint> sources;
-  for (std::size_t i = 1; i <= count; ++i) {
-    sources.emplace_back(asio::ip::make_address_v4(static_cast<std::uint32_t>((127U << 24) | i)),
-                         0);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    sources.emplace_back(asio::ip::make_address_v4(first + i), 0);
   }
   return sources;
 }
@@ -812,6 +834,7 @@ struct report {
   std::size_t unique_local_endpoints = 0;
   std::size_t unique_fds = 0;
   std::size_t source_addresses = 1;
+  std::string first_source;  // empty: the kernel picked
   std::vector<std::size_t> per_thread;
   std::optional<cpu_time> client_cpu;
   std::optional<cpu_time> server_cpu;
@@ -905,6 +928,7 @@ report run(const options& opts) {
   b.target = target;
   b.sources = source_addresses(opts, target);
   out.source_addresses = std::max<std::size_t>(b.sources.size(), 1);
+  if (!b.sources.empty()) out.first_source = b.sources.front().address().to_string();
 
   coronet::runtime client(opts.threads);
   for (std::size_t i = 0; i < client.size(); ++i) {
@@ -1064,6 +1088,8 @@ nlohmann::json to_json(const report& r) {
         {"unique_local_endpoints", r.unique_local_endpoints},
         {"unique_fds", r.unique_fds},
         {"source_addresses", r.source_addresses},
+        {"first_source",
+         r.first_source.empty() ? nlohmann::json() : nlohmann::json(r.first_source)},
         {"per_thread", r.per_thread}}},
       {"errors", r.error_total()},
       {"error_detail",
@@ -1139,9 +1165,10 @@ void print_table(const report& r) {
   }
   fmt::print(
       "{:<24}opened {} of {}, unique local endpoints {}, unique fds {}, source "
-      "addresses {}\n",
+      "addresses {}{}\n",
       "sockets", grouped(r.opened), grouped(o.connections), grouped(r.unique_local_endpoints),
-      grouped(r.unique_fds), r.source_addresses);
+      grouped(r.unique_fds), r.source_addresses,
+      r.first_source.empty() ? std::string() : " from " + r.first_source);
   fmt::print("{:<24}{}\n", "connections per thread", per_thread);
   if (o.protocol == proto::udp) {
     fmt::print("{:<24}sent {}, lost {}\n", "datagrams", grouped(r.udp_sent),
@@ -1196,6 +1223,12 @@ int main(int argc, char** argv) {
                  "spread over this many source addresses 127.0.0.1.. (default: as the "
                  "ephemeral ports need)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{254}));
+  std::string first_source;
+  auto* first_source_option =
+      app.add_option("--first-source", first_source,
+                     "the first source address (127.x.x.x; default 127.0.0.1), the others "
+                     "following it: several clients of one server each take their own")
+          ->type_name("ADDR");
   app.add_option("--json", opts.json_path, "also write the results as one JSON object here");
   try {
     app.parse(argc, argv);
@@ -1219,9 +1252,20 @@ int main(int argc, char** argv) {
     std::cerr << "coronet_bench: --mode idle is for tcp and unix connections\n";
     return 2;
   }
-  if (opts.protocol == proto::unix_stream && opts.sources != 0) {
-    std::cerr << "coronet_bench: --sources is for tcp and udp\n";
+  if (opts.protocol == proto::unix_stream &&
+      (opts.sources != 0 || first_source_option->count() > 0)) {
+    std::cerr << "coronet_bench: --sources and --first-source are for tcp and udp\n";
     return 2;
+  }
+  if (first_source_option->count() > 0) {
+    std::error_code ec;
+    const auto address = asio::ip::make_address_v4(first_source, ec);
+    if (ec || address.to_bytes()[0] != 127) {
+      std::cerr << "coronet_bench: --first-source '" << first_source
+                << "': not a 127.x.x.x address\n";
+      return 2;
+    }
+    opts.first_source = address;
   }
 
   // Each connection is a descriptor, twice over with the built-in server (both ends).

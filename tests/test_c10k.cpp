@@ -8,8 +8,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <iostream>
 #include <optional>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -134,4 +136,34 @@ TEST_CASE("c10k: 10000 concurrent connections to echo_server each echo their own
   CHECK(server.wait(30s) == 0);
   const auto log = server.read_all_stderr(2s);
   CHECK_MESSAGE(log.find("Sanitizer") == std::string::npos, log);
+}
+
+TEST_CASE(
+    "c100k.sh: clients in several processes hold every connection at once - the workers "
+    "split them") {
+  // benchmarks/c100k.sh at a size CI can afford: the same steps and checks as the 100,000 run.
+  const std::string bin = std::filesystem::path(CORONET_ECHO_SERVER_PATH).parent_path().string();
+  const std::string script = std::string(CORONET_SOURCE_DIR) + "/benchmarks/c100k.sh";
+  const auto run = test::run_to_exit(
+      "/usr/bin/env", {"CONNECTIONS=3000", "WORKERS=2", "CLIENTS=3", "HOLD=4", script, bin}, 60s);
+  INFO(run.out, run.err);
+  CHECK(run.exit_code == 0);
+  CHECK(run.out.find("c100k: PASS") != std::string::npos);
+  CHECK(run.out.find("from 3 coronet_bench processes (127.0.0.2-127.0.0.4)") != std::string::npos);
+  // Both workers hold some of the 3,000, and together all of them.
+  std::smatch m;
+  REQUIRE(std::regex_search(
+      run.out, m, std::regex(R"(held at once: +(\d+) connections, by worker: (\d+) (\d+))")));
+  CHECK(std::stoul(m[1].str()) == 3000);
+  CHECK(std::stoul(m[2].str()) > 0);
+  CHECK(std::stoul(m[3].str()) > 0);
+  CHECK(std::stoul(m[2].str()) + std::stoul(m[3].str()) == 3000);
+  CHECK(std::regex_search(
+      run.out,
+      std::regex(
+          R"(server RSS: +[0-9.]+ MiB before, [0-9.]+ MiB with all open: \d+ bytes per connection)")));
+
+  const auto bad = test::run_to_exit("/usr/bin/env", {"CONNECTIONS=2", "CLIENTS=3", script, bin});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.err.find("more CLIENTS than CONNECTIONS") != std::string::npos);
 }

@@ -344,6 +344,38 @@ TEST_CASE("coronet_bench spreads connections over the source addresses asked for
   CHECK(run.out.find("source addresses 3") != std::string::npos);
 }
 
+TEST_CASE("coronet_bench --first-source starts its source addresses there") {
+  auto args = pingpong_args("tcp", 20, "0.5");
+  args.insert(args.end(), {"--sources", "2", "--first-source", "127.0.0.9"});
+  auto run = run_bench(args);
+  INFO(run.out, run.err);
+  CHECK(run.exit_code == 0);
+  REQUIRE(run.result.is_object());
+  CHECK(run.result.at("sockets").at("source_addresses") == 2);
+  CHECK(run.result.at("sockets").at("first_source") == "127.0.0.9");
+  CHECK(run.out.find("source addresses 2 from 127.0.0.9") != std::string::npos);
+  // One client of several, with no --sources: its one address is the one given.
+  auto alone = pingpong_args("tcp", 5, "0.3");
+  alone.insert(alone.end(), {"--first-source", "127.0.0.20"});
+  auto one = run_bench(alone);
+  INFO(one.out, one.err);
+  CHECK(one.exit_code == 0);
+  REQUIRE(one.result.is_object());
+  CHECK(one.result.at("sockets").at("first_source") == "127.0.0.20");
+  CHECK(one.result.at("sockets").at("source_addresses") == 1);
+
+  for (const std::string bad : {"10.0.0.1", "127.0.0", "::1"}) {
+    CAPTURE(bad);
+    auto r = run_to_exit(bench_path, {"--first-source", bad});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("--first-source") != std::string::npos);
+  }
+  auto past_end = run_to_exit(
+      bench_path, {"--first-source", "127.255.255.250", "--sources", "10", "--duration", "0.2"});
+  CHECK(past_end.exit_code == 1);
+  CHECK(past_end.err.find("leave 127.0.0.0/8") != std::string::npos);
+}
+
 TEST_CASE("coronet_bench rejects bad input with a clear message") {
   // Command-line mistakes: exit 2 with the reason.
   auto bad_proto = run_to_exit(bench_path, {"--proto", "sctp"});
