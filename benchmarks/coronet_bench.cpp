@@ -76,6 +76,7 @@
 
 #include "coronet/coronet.hpp"
 #include "echo_session.hpp"
+#include "grouped.hpp"
 #include "latency_histogram.hpp"
 
 namespace coronet_bench {
@@ -869,14 +870,6 @@ std::optional<cpu_time> difference(const std::optional<cpu_time>& before,
                                    const std::optional<cpu_time>& after) {
   if (!before || !after) return std::nullopt;
   return cpu_time{after->user_s - before->user_s, after->sys_s - before->sys_s};
-}
-
-std::string grouped(std::uint64_t n) {
-  auto digits = std::to_string(n);
-  for (auto at = static_cast<std::ptrdiff_t>(digits.size()) - 3; at > 0; at -= 3) {
-    digits.insert(static_cast<std::size_t>(at), ",");
-  }
-  return digits;
 }
 
 void sleep_until_ns(std::int64_t when) {

@@ -86,11 +86,13 @@
 #include <nlohmann/json.hpp>
 
 #include "coronet/coronet.hpp"
+#include "grouped.hpp"
 
 namespace coronet_soak {
 namespace {
 
 using namespace std::chrono_literals;
+using coronet_bench::grouped;
 using clock_type = std::chrono::steady_clock;
 constexpr auto nothrow_awaitable = asio::experimental::as_tuple(asio::use_awaitable);
 
@@ -160,14 +162,6 @@ std::size_t first_difference(std::span<const char> a, std::span<const char> b) {
     if (a[i] != b[i]) return i;
   }
   return n;
-}
-
-std::string grouped(std::uint64_t n) {
-  auto digits = std::to_string(n);
-  for (auto at = static_cast<std::ptrdiff_t>(digits.size()) - 3; at > 0; at -= 3) {
-    digits.insert(static_cast<std::size_t>(at), ",");
-  }
-  return digits;
 }
 
 std::string mebibytes(std::optional<std::uint64_t> kb) {
