@@ -1327,9 +1327,10 @@ asio::awaitable<void> burst_client(soak& s, std::shared_ptr<burst_state> burst) 
   auto stream = co_await open_stream<Stream>(s, target_of<Stream>(s), who);
   if (!stream) co_return;
   connection_token token(s);
-  // Larger than a server session's receive buffer (echo_server's is 16 KiB): every session of
-  // the burst fills its buffer, so the server's memory reaches its working size within the
-  // first bursts of the warm-up instead of creeping there as larger messages come by chance.
+  // Far larger than a server session's own buffer (echo_server's is 128 bytes): every session
+  // of the burst goes through its thread's buffer and the copies for a slow peer, so the
+  // server's memory reaches its working size within the first bursts of the warm-up instead of
+  // creeping there as larger messages come by chance.
   std::vector<char> out(s.uniform(16 * 1024, 24 * 1024)), back(out.size());
   stream_bytes(mix(id), 0, out);
   auto sent = co_await stream->send_all(asio::buffer(out), coronet::timeout(io_limit));
