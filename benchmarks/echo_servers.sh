@@ -1,6 +1,7 @@
 # echo_servers.sh: sourced by instructions.sh and idle_memory.sh, which measure one echo server
-# at a time on 127.0.0.1 with one thread. It sets up `work` (a temporary directory, removed at
-# exit along with a server left running) and defines:
+# at a time on 127.0.0.1 with one thread (io_uring.sh takes only `work` and its cleanup). It sets
+# up `work` (a temporary directory, removed at exit along with a server left running) and
+# defines:
 #   server_program SPEC   the program of SPEC: coronet, asio, epoll (in $bin) or NAME=PATH
 #   server_name SPEC      its name in the output
 #   check_servers SPEC... that every program exists, and coronet_bench too

@@ -22,13 +22,9 @@ for program in "$epoll_bin/echo_server" "$epoll_bin/coronet_bench" "$uring_bin/e
 done
 command -v taskset >/dev/null || die "taskset not found (Debian package util-linux)"
 
-work=$(mktemp -d)
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill -KILL "$server_pid" 2>/dev/null || true; fi
-  rm -rf -- "$work"
-}
-trap cleanup EXIT
+# The work directory, and its removal at exit with a server left running.
+# shellcheck source=benchmarks/echo_servers.sh
+. "$root/benchmarks/echo_servers.sh"
 
 cells=("tcp pingpong 64 100" "tcp pingpong 64 1000" "udp pingpong 64 100" "tcp flood 65536 10")
 for run in $(seq "$runs"); do
