@@ -7,7 +7,8 @@
 #
 # It reports:
 #   - time to open: from the first client's start until the workers hold every connection
-#     (their descriptors, counted every 0.1 s);
+#     (their descriptors in /proc/PID/fd, counted every 0.1 s; once all are there, their
+#     sockets are counted again for the spread and for "held at once");
 #   - the server's RSS (parent and workers) before the first connect and with every
 #     connection open, and the difference per connection;
 #   - how many connections each worker holds;
@@ -59,9 +60,12 @@ rss_kib() {
   done
   echo "$total"
 }
+# Counted while the clients connect: cheap enough to poll every 0.1 s.
 descriptors() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+# Counted once all are open: sockets only, whatever else a process opens for a moment.
+sockets() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 -lname 'socket:*' 2>/dev/null | wc -l; }
 
-# The server, and its descriptors with no connection yet.
+# The server, and its sockets with no connection yet.
 "$bin/echo_server" --workers "$workers" --threads 1 --tcp 127.0.0.1:0 --log-level warn \
   >"$work/ready" 2>"$work/server.err" &
 server_pid=$!
@@ -75,8 +79,11 @@ done
 [[ $address == 127.0.0.1:* ]] || die "echo_server printed no ready line on 127.0.0.1"
 read -r -a worker_pids <<<"$(pgrep -P "$server_pid" | tr '\n' ' ')"
 [ "${#worker_pids[@]}" -eq "$workers" ] || die "expected $workers workers, found ${#worker_pids[@]}"
-declare -A base
-for pid in "${worker_pids[@]}"; do base[$pid]=$(descriptors "$pid"); done
+declare -A base base_sockets
+for pid in "${worker_pids[@]}"; do
+  base[$pid]=$(descriptors "$pid")
+  base_sockets[$pid]=$(sockets "$pid")
+done
 rss_before=$(rss_kib)
 
 # The clients: client k takes its share of the connections and enough source addresses for
@@ -121,8 +128,11 @@ if [ -n "$opened_at" ]; then
   sleep 1
   rss_open=$(rss_kib)
   spread=()
-  for pid in "${worker_pids[@]}"; do spread+=("$(($(descriptors "$pid") - base[$pid]))"); done
-  still=$(held)
+  still=0
+  for pid in "${worker_pids[@]}"; do
+    spread+=("$(($(sockets "$pid") - base_sockets[$pid]))")
+    still=$((still + spread[-1]))
+  done
 fi
 
 failed=0

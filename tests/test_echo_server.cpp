@@ -735,13 +735,16 @@ bool process_gone_within(pid_t pid, std::chrono::milliseconds limit) {
   }
 }
 
-// While `clients` are open: how many more descriptors each worker holds than at `before`.
-// Every connection is one socket in exactly one worker, so the growths add up to the count.
+// While `clients` are open: how many more sockets each worker holds than at `before`. Every
+// connection is one socket in exactly one worker, so the growths add up to the count.
 void check_spread(const std::map<std::size_t, pid_t>& workers,
                   const std::map<pid_t, std::size_t>& before, std::size_t clients) {
   std::size_t total = 0;
-  for (const auto& [index, pid] : workers) {
-    const auto now = test::open_descriptors(pid);
+  for (const auto& worker : workers) {
+    // Not a structured binding: clang 14 cannot capture one in CAPTURE().
+    const std::size_t index = worker.first;
+    const pid_t pid = worker.second;
+    const auto now = test::open_sockets(pid);
     CAPTURE(index);
     REQUIRE(now >= before.at(pid));
     // The kernel picks a worker by a hash of the addresses: all 64 on one of two has a chance
@@ -754,7 +757,7 @@ void check_spread(const std::map<std::size_t, pid_t>& workers,
 
 std::map<pid_t, std::size_t> descriptors_of(const std::map<std::size_t, pid_t>& workers) {
   std::map<pid_t, std::size_t> out;
-  for (const auto& [index, pid] : workers) out[pid] = test::open_descriptors(pid);
+  for (const auto& [index, pid] : workers) out[pid] = test::open_sockets(pid);
   return out;
 }
 
