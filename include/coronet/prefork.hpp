@@ -53,7 +53,8 @@ class prefork_worker {
 ///
 /// Returns 0 when every worker ended with status 0 (or by the signal passed on) after a stop
 /// signal, 1 otherwise. If a worker ends before every worker is ready, the others are stopped
-/// and its exit code is returned (1 when a signal killed it); 1 if start_limit passes first.
+/// and its exit code is returned (1 when it exited with 0 or a signal killed it); 1 if
+/// start_limit passes first.
 ///
 /// Errors: throws std::system_error when the parent cannot set up its signal handling or
 /// start the first workers; std::invalid_argument for zero workers.
