@@ -305,3 +305,34 @@ TEST_CASE("run_prefork: zero workers and an empty worker are refused") {
                   std::invalid_argument);
   CHECK_THROWS_AS(coronet::run_prefork({.workers = 1}, {}, {}), std::invalid_argument);
 }
+
+TEST_CASE("run_prefork: SIGUSR1 is passed on to every worker - which go on running") {
+  pool_process pool({.workers = 2}, [](prefork_worker& self, int out) {
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGTERM);
+    sigaddset(&wanted, SIGUSR1);
+    ::sigprocmask(SIG_BLOCK, &wanted, nullptr);
+    report(out, "up " + std::to_string(self.index()) + " " + std::to_string(::getpid()));
+    self.ready();
+    for (;;) {
+      int signal = 0;
+      ::sigwait(&wanted, &signal);
+      if (signal == SIGTERM) return 0;
+      report(out, "usr1 " + std::to_string(self.index()));
+    }
+  });
+  const auto a = parse_up(pool.next_line(5s).value());
+  const auto b = parse_up(pool.next_line(5s).value());
+  REQUIRE(pool.next_line(5s) == "pool ready");
+  pool.signal(SIGUSR1);
+  std::set<std::string> got;
+  for (int i = 0; i < 2; ++i) {
+    if (auto line = pool.next_line(5s)) got.insert(*line);
+  }
+  CHECK(got == std::set<std::string>{"usr1 0", "usr1 1"});
+  CHECK_FALSE(gone_within(a.second, 100ms));  // still serving, not restarted
+  CHECK_FALSE(gone_within(b.second, 100ms));
+  pool.signal(SIGTERM);
+  CHECK(pool.wait(5s) == 0);
+}
