@@ -31,7 +31,7 @@
 //                        DIR/STEM-throughput.png and DIR/STEM-p99.png (needs gnuplot; Debian:
 //                        gnuplot-nox). --stem NAME names them (default "bench").
 //   --servers LIST       the order of the servers in the table and charts, comma or space
-//                        separated (default "coronet-1t,coronet-2t,asio,epoll"); servers found
+//                        separated (default "coronet-1t,coronet-2t,asio,asio-coro,epoll"); servers found
 //                        in RUNS_DIR but not listed come after, by name.
 //   --date, --command, --machine   what the report says about when, how and where it was
 //                        measured (default: today, "not recorded", "not recorded").
@@ -863,7 +863,7 @@ int main(int argc, char** argv) {
   CLI::App app("bench_report: medians, ratios to epoll, README table and charts of make bench",
                "bench_report");
   std::string runs_dir, out_json, readme, charts_dir, stem = "bench";
-  std::string servers = "coronet-1t,coronet-2t,asio,epoll";
+  std::string servers = "coronet-1t,coronet-2t,asio,asio-coro,epoll";
   metadata meta{today(), "not recorded", "not recorded"};
   bool print = false;
   app.add_option("runs_dir", runs_dir, "RUNS_DIR/<server>/*.json, one coronet_bench run each")

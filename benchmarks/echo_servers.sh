@@ -2,7 +2,9 @@
 # at a time on 127.0.0.1 with one thread (io_uring.sh takes only `work` and its cleanup). It sets
 # up `work` (a temporary directory, removed at exit along with a server left running) and
 # defines:
-#   server_program SPEC   the program of SPEC: coronet, asio, epoll (in $bin) or NAME=PATH
+#   server_program SPEC   the program of SPEC: coronet, asio, asio-coro, epoll (in $bin) or
+#                         NAME=PATH
+#   server_style SPEC     the options that pick its style (asio-coro: --coroutines), if any
 #   server_name SPEC      its name in the output
 #   check_servers SPEC... that every program exists, and coronet_bench too
 #   start_server SPEC SECONDS [PREFIX...]
@@ -14,19 +16,21 @@
 server_program() {
   case $1 in
     coronet) echo "$bin/echo_server" ;;
-    asio) echo "$bin/asio_echo_server" ;;
+    asio | asio-coro) echo "$bin/asio_echo_server" ;;
     epoll) echo "$bin/epoll_echo_server" ;;
     *=*) echo "${1#*=}" ;;
     *) return 1 ;;
   esac
 }
 
+server_style() { if [ "$1" = asio-coro ]; then echo --coroutines; fi; }
+
 server_name() { echo "${1%%=*}"; }
 
 check_servers() {
   local server program
   for server in "$@"; do
-    program=$(server_program "$server") || die "unknown server '$server': coronet, asio, epoll or NAME=PATH"
+    program=$(server_program "$server") || die "unknown server '$server': coronet, asio, asio-coro, epoll or NAME=PATH"
     [ -x "$program" ] || die "$program not found: make release"
   done
   [ -x "$bin/coronet_bench" ] || die "$bin/coronet_bench not found: make release"
@@ -42,9 +46,10 @@ cleanup() {
 trap cleanup EXIT
 
 start_server() {
-  local server=$1 seconds=$2
+  local server=$1 seconds=$2 style
   shift 2
-  "$@" "$(server_program "$server")" --tcp 127.0.0.1:0 --threads 1 \
+  read -r -a style <<<"$(server_style "$server")"
+  "$@" "$(server_program "$server")" ${style[@]+"${style[@]}"} --tcp 127.0.0.1:0 --threads 1 \
     >"$work/ready" 2>"$work/server.err" &
   server_pid=$!
   address=""

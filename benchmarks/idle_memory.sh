@@ -6,13 +6,13 @@
 # its RSS before the first connect, divided by CONNECTIONS: user-space memory only, since the
 # kernel's socket buffers are not in a process's RSS. RUNS rounds, the servers interleaved in
 # each; one line per run, then the median per server.
-#   SERVERS (default "coronet asio epoll"; NAME=PATH adds any program with echo_server's
+#   SERVERS (default "coronet asio asio-coro epoll"; NAME=PATH adds any program with echo_server's
 #   command line, such as an older build), CONNECTIONS (10000), RUNS (3)
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/build/release/bin}
-read -r -a servers <<<"${SERVERS:-coronet asio epoll}"
+read -r -a servers <<<"${SERVERS:-coronet asio asio-coro epoll}"
 connections=${CONNECTIONS:-10000}
 runs=${RUNS:-3}
 

@@ -6,13 +6,13 @@
 # server's total instruction count, connection setup included, is divided by the messages
 # echoed. Prints one line per server and, with OUT set, writes each callgrind profile there
 # (callgrind_annotate OUT/<server>.callgrind shows where the instructions go).
-#   SERVERS (default "coronet asio epoll"; NAME=PATH adds any program with echo_server's
+#   SERVERS (default "coronet asio asio-coro epoll"; NAME=PATH adds any program with echo_server's
 #   command line, such as an older build), CONNECTIONS (1000), DURATION seconds (8), OUT
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/build/release/bin}
-read -r -a servers <<<"${SERVERS:-coronet asio epoll}"
+read -r -a servers <<<"${SERVERS:-coronet asio asio-coro epoll}"
 connections=${CONNECTIONS:-1000}
 duration=${DURATION:-8}
 

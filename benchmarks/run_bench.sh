@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # run_bench.sh [BIN_DIR]: the benchmark matrix behind `make bench` (BIN_DIR: build/release/bin).
-# Four echo servers, coronet-1t and coronet-2t (echo_server --threads 1 / 2), asio
-# (asio_echo_server --threads 1) and epoll (epoll_echo_server --threads 1), are each driven by
-# coronet_bench over loopback through every cell:
+# Five echo servers, coronet-1t and coronet-2t (echo_server --threads 1 / 2), asio
+# (asio_echo_server --threads 1: callbacks), asio-coro (asio_echo_server --coroutines --threads
+# 1) and epoll (epoll_echo_server --threads 1), are each driven by coronet_bench over loopback
+# through every cell:
 #   tcp-pingpong-64-N and tcp-pingpong-4096-N for N = 1, 100, 1000, 10000 connections,
 #   tcp-flood-65536-1, tcp-flood-65536-10, udp-pingpong-64-1 and udp-pingpong-64-100.
 # Every measurement gets a fresh server pinned to SERVER_CPUS and the client pinned to
@@ -13,13 +14,13 @@
 # the table. A failed coronet_bench run is kept and reported, and the matrix goes on; the exit
 # status is then 1.
 #   RUNS (default 3), DURATION seconds (5), WARMUP seconds (1),
-#   SERVERS (default "coronet-1t coronet-2t asio epoll"), CELLS (default: all, names as above),
+#   SERVERS (default "coronet-1t coronet-2t asio asio-coro epoll"), CELLS (default: all, names as above),
 #   SERVER_CPUS, CLIENT_CPUS (taskset lists; default 0 and 1, or the first and second half of
 #   the CPUs when there are 4 or more), OUT_DIR (default benchmarks/results),
 #   README (default benchmarks/README.md; empty: the README is left alone)
 set -euo pipefail
 
-all_servers=(coronet-1t coronet-2t asio epoll)
+all_servers=(coronet-1t coronet-2t asio asio-coro epoll)
 all_cells=(tcp-pingpong-64-1 tcp-pingpong-64-100 tcp-pingpong-64-1000 tcp-pingpong-64-10000
            tcp-pingpong-4096-1 tcp-pingpong-4096-100 tcp-pingpong-4096-1000 tcp-pingpong-4096-10000
            tcp-flood-65536-1 tcp-flood-65536-10 udp-pingpong-64-1 udp-pingpong-64-100)
@@ -91,11 +92,13 @@ command -v taskset >/dev/null || die "taskset not found (Debian package util-lin
 server_program() {
   case $1 in
     coronet-1t | coronet-2t) echo echo_server ;;
-    asio) echo asio_echo_server ;;
+    asio | asio-coro) echo asio_echo_server ;;
     epoll) echo epoll_echo_server ;;
   esac
 }
 server_threads() { if [ "$1" = coronet-2t ]; then echo 2; else echo 1; fi; }
+# The options that pick a program's style, if any.
+server_style() { if [ "$1" = asio-coro ]; then echo --coroutines; fi; }
 
 for program in coronet_bench bench_report $(for s in "${servers[@]}"; do server_program "$s"; done); do
   [ -x "$bin/$program" ] || die "$bin/$program not found: build the release preset first (make release)"
@@ -159,11 +162,12 @@ running() {
 # Starts server $1 pinned to SERVER_CPUS; sets server_pid, tcp_address and udp_address once
 # both ready lines are out.
 start_server() {
-  local name=$1 program threads ready="$work/ready" tenths=0
+  local name=$1 program threads style ready="$work/ready" tenths=0
   program=$(server_program "$name")
   threads=$(server_threads "$name")
-  taskset -c "$server_cpus" "$bin/$program" --tcp 127.0.0.1:0 --udp 127.0.0.1:0 \
-    --threads "$threads" >"$ready" 2>"$work/server.err" &
+  read -r -a style <<<"$(server_style "$name")"
+  taskset -c "$server_cpus" "$bin/$program" ${style[@]+"${style[@]}"} --tcp 127.0.0.1:0 \
+    --udp 127.0.0.1:0 --threads "$threads" >"$ready" 2>"$work/server.err" &
   server_pid=$!
   tcp_address="" udp_address=""
   while :; do

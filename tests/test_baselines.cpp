@@ -35,21 +35,33 @@ namespace test = coronet::test;
 namespace {
 
 struct baseline {
-  std::string name;  // what the program calls itself on stderr
+  std::string label;  // the subcase's name
+  std::string name;   // what the program calls itself on stderr
   std::string path;
+  std::vector<std::string> style;  // what goes before the case's own arguments
+
+  // The command line of a case: `style`, then `args`.
+  std::vector<std::string> with(std::vector<std::string> args) const {
+    args.insert(args.begin(), style.begin(), style.end());
+    return args;
+  }
 };
 
 const std::vector<baseline>& baselines() {
   static const std::vector<baseline> all{
-      {"epoll_echo_server", CORONET_EPOLL_ECHO_SERVER_PATH},
-      {"asio_echo_server", CORONET_ASIO_ECHO_SERVER_PATH},
+      {"epoll_echo_server", "epoll_echo_server", CORONET_EPOLL_ECHO_SERVER_PATH, {}},
+      {"asio_echo_server", "asio_echo_server", CORONET_ASIO_ECHO_SERVER_PATH, {}},
+      {"asio_echo_server --coroutines",
+       "asio_echo_server",
+       CORONET_ASIO_ECHO_SERVER_PATH,
+       {"--coroutines"}},
   };
   return all;
 }
 
 // Runs the enclosing test case once per baseline: `server` is the one of this run.
 #define FOR_EACH_BASELINE(server) \
-  for (const baseline& server : baselines()) SUBCASE(server.name.c_str())
+  for (const baseline& server : baselines()) SUBCASE(server.label.c_str())
 
 // `pattern` bytes that differ from one position and one `seed` to the next, so that a reply
 // with bytes lost, repeated, reordered or from another connection is caught.
@@ -68,7 +80,7 @@ void check_setup_failure(const baseline& server, const std::vector<std::string>&
   std::string shown;
   for (const auto& a : args) shown += a + ' ';
   CAPTURE(shown);
-  const auto r = test::run_to_exit(server.path, args);
+  const auto r = test::run_to_exit(server.path, server.with(args));
   CHECK(r.exit_code == 1);
   CHECK(r.out.empty());
   const auto err_lines = test::lines_of(r.err);
@@ -177,9 +189,9 @@ TEST_CASE("baselines: ready lines for tcp udp and unix follow the command-line o
     const test::temp_dir dir;
     const auto first_path = std::string(dir.socket("first.sock").path());
     const auto second_path = std::string(dir.socket("second.sock").path());
-    child_process child(server.path,
-                        {"--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0", "--unix", first_path,
-                         "--unix", "unix:" + second_path, "--tcp", "127.0.0.1:0"});
+    child_process child(server.path, server.with({"--tcp", "127.0.0.1:0", "--udp", "127.0.0.1:0",
+                                                  "--unix", first_path, "--unix",
+                                                  "unix:" + second_path, "--tcp", "127.0.0.1:0"}));
     const auto tcp = test::ready_endpoint(child.read_stdout_line(5s), "tcp");
     const auto udp = test::ready_endpoint(child.read_stdout_line(5s), "udp");
     CHECK(child.read_stdout_line(5s) == "listening unix " + first_path);
@@ -203,7 +215,7 @@ TEST_CASE("baselines: ready lines for tcp udp and unix follow the command-line o
 
 TEST_CASE("baselines: TCP echo is byte-exact on concurrent connections - 4 MiB in one go too") {
   FOR_EACH_BASELINE(server) {
-    child_process child(server.path, {"--tcp", "127.0.0.1:0", "--threads", "2"});
+    child_process child(server.path, server.with({"--tcp", "127.0.0.1:0", "--threads", "2"}));
     const auto where = test::ready_endpoint(child.read_stdout_line(5s));
     test::run(
         [&]() -> asio::awaitable<void> {
@@ -238,7 +250,7 @@ TEST_CASE("baselines: TCP echo is byte-exact on concurrent connections - 4 MiB i
 
 TEST_CASE("baselines: after the client's half-close the rest is echoed - then FIN") {
   FOR_EACH_BASELINE(server) {
-    child_process child(server.path, {"--tcp", "127.0.0.1:0"});
+    child_process child(server.path, server.with({"--tcp", "127.0.0.1:0"}));
     const auto where = test::ready_endpoint(child.read_stdout_line(5s));
     test::run([&]() -> asio::awaitable<void> {
       auto stream = co_await tcp_stream::connect(where, {.limit = 5s});
@@ -263,7 +275,7 @@ TEST_CASE("baselines: after the client's half-close the rest is echoed - then FI
 TEST_CASE("baselines: UDP datagrams come back unchanged - 60000 bytes included") {
   FOR_EACH_BASELINE(server) {
     // Two sockets on the port: the kernel hashes each client socket to one of them.
-    child_process child(server.path, {"--udp", "127.0.0.1:0", "--threads", "2"});
+    child_process child(server.path, server.with({"--udp", "127.0.0.1:0", "--threads", "2"}));
     const auto where = test::ready_endpoint(child.read_stdout_line(5s), "udp");
     test::run(
         [&]() -> asio::awaitable<void> { co_await expect_udp_echo(where, test::any_v4(), 4); });
@@ -278,7 +290,7 @@ TEST_CASE("baselines: over IPv6 TCP and UDP echo too") {
     return;
   }
   FOR_EACH_BASELINE(server) {
-    child_process child(server.path, {"--tcp", "[::1]:0", "--udp", "[::1]:0"});
+    child_process child(server.path, server.with({"--tcp", "[::1]:0", "--udp", "[::1]:0"}));
     const auto tcp = test::ready_endpoint(child.read_stdout_line(5s), "tcp");
     const auto udp = test::ready_endpoint(child.read_stdout_line(5s), "udp");
     CHECK(tcp.is_v6());
@@ -297,7 +309,8 @@ TEST_CASE("baselines: Unix stream echo - then FIN after the client's half-close"
     const test::temp_dir dir;
     const auto path = std::string(dir.socket("echo.sock").path());
     const auto abstract = std::string(test::unique_abstract_name().path());
-    child_process child(server.path, {"--unix", path, "--unix", abstract, "--threads", "2"});
+    child_process child(server.path,
+                        server.with({"--unix", path, "--unix", abstract, "--threads", "2"}));
     CHECK(child.read_stdout_line(5s) == "listening unix " + path);
     CHECK(child.read_stdout_line(5s) == "listening unix " + abstract);
     test::run([&]() -> asio::awaitable<void> {
@@ -315,7 +328,7 @@ TEST_CASE("baselines: Unix stream echo - then FIN after the client's half-close"
 
 TEST_CASE("baselines: --threads 2 serves 50 concurrent connections") {
   FOR_EACH_BASELINE(server) {
-    child_process child(server.path, {"--tcp", "127.0.0.1:0", "--threads", "2"});
+    child_process child(server.path, server.with({"--tcp", "127.0.0.1:0", "--threads", "2"}));
     const auto where = test::ready_endpoint(child.read_stdout_line(5s));
     std::size_t good = 0;
     test::run(
@@ -343,7 +356,7 @@ TEST_CASE("baselines: --threads 2 serves 50 concurrent connections") {
 
 TEST_CASE("baselines: a peer that resets mid-stream does not stop them") {
   FOR_EACH_BASELINE(server) {
-    child_process child(server.path, {"--tcp", "127.0.0.1:0"});
+    child_process child(server.path, server.with({"--tcp", "127.0.0.1:0"}));
     const auto where = test::ready_endpoint(child.read_stdout_line(5s));
     test::run([&]() -> asio::awaitable<void> {
       for (int i = 0; i < 20; ++i) {
@@ -368,7 +381,8 @@ TEST_CASE("baselines: SIGTERM and SIGINT exit 0 - close everything and remove th
       CAPTURE(signal);
       const test::temp_dir dir;
       const auto path = std::string(dir.socket("echo.sock").path());
-      child_process child(server.path, {"--tcp", "127.0.0.1:0", "--unix", path, "--threads", "2"});
+      child_process child(server.path,
+                          server.with({"--tcp", "127.0.0.1:0", "--unix", path, "--threads", "2"}));
       const auto where = test::ready_endpoint(child.read_stdout_line(5s));
       CHECK(child.read_stdout_line(5s) == "listening unix " + path);
       test::run([&]() -> asio::awaitable<void> {
@@ -444,7 +458,7 @@ TEST_CASE("baselines: a stale unix socket file is replaced") {
       REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
       ::close(fd);  // leaves the file, as a crashed server would
     }
-    child_process child(server.path, {"--unix", stale});
+    child_process child(server.path, server.with({"--unix", stale}));
     CHECK(child.read_stdout_line(5s) == "listening unix " + stale);
     test::run([&]() -> asio::awaitable<void> {
       co_await expect_unix_echo_and_fin(coronet::endpoint::unix_domain(stale).value(), "hello");
@@ -479,15 +493,17 @@ TEST_CASE("baselines: command-line mistakes exit 2 with the usage on stderr") {
       std::string shown;
       for (const auto& a : args) shown += a + ' ';
       CAPTURE(shown);
-      const auto r = test::run_to_exit(server.path, args);
+      const auto r = test::run_to_exit(server.path, server.with(args));
       CHECK(r.exit_code == 2);
       CHECK(r.out.empty());
       CHECK(r.err.rfind(server.name + ": ", 0) == 0);
       CHECK(r.err.find("--tcp") != std::string::npos);  // the usage names the options
     }
-    const auto help = test::run_to_exit(server.path, {"--help"});
+    const auto help = test::run_to_exit(server.path, server.with({"--help"}));
     CHECK(help.exit_code == 0);
     CHECK(help.out.find("--threads") != std::string::npos);
+    if (server.name == "asio_echo_server")
+      CHECK(help.out.find("--coroutines") != std::string::npos);
   }
 }
 
@@ -500,7 +516,7 @@ TEST_CASE("baselines: out of descriptors they warn - do not spin - and serve onc
   return;
 #endif
   FOR_EACH_BASELINE(server) {
-    child_process child(server.path, {"--tcp", "127.0.0.1:0", "--threads", "2"});
+    child_process child(server.path, server.with({"--tcp", "127.0.0.1:0", "--threads", "2"}));
     const auto where = test::ready_endpoint(child.read_stdout_line(5s));
     // Room for a few descriptors more than it holds now, far fewer than the clients below.
     const auto limit = static_cast<rlim_t>(test::open_descriptors(child.pid()) + 8);
@@ -526,9 +542,9 @@ TEST_CASE("baselines: out of descriptors they warn - do not spin - and serve onc
           co_await test::sleep_for(1s);
           const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - wall_before;
           const auto cpu = test::cpu_time(child.pid()) - cpu_before;
-          CHECK_MESSAGE(cpu.count() < wall.count() / 2, server.name << " used " << cpu.count()
-                                                                    << " s of CPU in "
-                                                                    << wall.count() << " s");
+          CHECK_MESSAGE(cpu.count() < wall.count() / 2, server.label << " used " << cpu.count()
+                                                                     << " s of CPU in "
+                                                                     << wall.count() << " s");
 
           // (3) Once the clients are gone, it serves again.
           clients.clear();
