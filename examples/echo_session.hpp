@@ -7,6 +7,8 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 #include <asio/awaitable.hpp>
@@ -24,6 +26,15 @@ inline std::array<char, 64 * 1024>& thread_buffer() {
   return buffer;
 }
 
+// A session's debug line, "PEER: WHAT[ERROR]", formatted only when debug logging is on: a peer
+// name kept in the session's frame would cost every idle connection its bytes.
+template <class Stream>
+void debug_line(const Stream& stream, std::string_view what, std::error_code error = {}) {
+  if (!coronet::log().should_log(spdlog::level::debug)) return;
+  coronet::log().debug("{}: {}{}", stream.remote_endpoint().to_string(), what,
+                       error ? error.message() : std::string());
+}
+
 // One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
 // peer silent for `idle` is closed.
 //
@@ -35,10 +46,7 @@ inline std::array<char, 64 * 1024>& thread_buffer() {
 // buffer of the session's own for send_all().
 template <class Stream>
 inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) {
-  // Named for the debug log only: most servers run without it, and the name costs memory.
-  const bool debug = coronet::log().should_log(spdlog::level::debug);
-  const std::string peer = debug ? stream.remote_endpoint().to_string() : std::string();
-  if (debug) coronet::log().debug("{}: connected", peer);
+  debug_line(stream, "connected");
 
   std::array<char, 128> first;
   for (;;) {
@@ -47,11 +55,11 @@ inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) 
       if (got.error() == coronet::errc::eof) {
         // Everything received was echoed: answer the peer's FIN with ours.
         (void)stream.shutdown(coronet::shutdown_type::send);
-        coronet::log().debug("{}: closed by peer", peer);
+        debug_line(stream, "closed by peer");
       } else if (got.error() == std::errc::timed_out) {
-        coronet::log().debug("{}: idle, closing", peer);
+        debug_line(stream, "idle, closing");
       } else {
-        coronet::log().debug("{}: receive failed: {}", peer, got.error().message());
+        debug_line(stream, "receive failed: ", got.error());
       }
       break;
     }
@@ -67,7 +75,7 @@ inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) 
     auto sent = stream.try_send(echo);
     if (sent.bytes() < echo.size()) {
       if (!sent && sent.error() != std::errc::operation_would_block) {
-        coronet::log().debug("{}: send failed: {}", peer, sent.error().message());
+        debug_line(stream, "send failed: ", sent.error());
         break;
       }
       // The peer is slower to read than to send: the rest waits in a buffer of this session's
@@ -76,7 +84,7 @@ inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) 
       std::vector<char> rest(bytes + sent.bytes(), bytes + echo.size());
       auto rest_sent = co_await stream.send_all(asio::buffer(rest));
       if (!rest_sent) {
-        coronet::log().debug("{}: send failed: {}", peer, rest_sent.error().message());
+        debug_line(stream, "send failed: ", rest_sent.error());
         break;
       }
     }

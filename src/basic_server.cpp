@@ -8,6 +8,8 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <unordered_map>
 #include <utility>
 
@@ -95,14 +97,46 @@ asio::awaitable<std::size_t> sum_on_every_thread(
   co_return all->sum;
 }
 
+// A connection's two ends as its thread's table keeps them. For TCP, Asio's endpoints (28 bytes
+// each) rather than coronet::endpoint (140, with room for a Unix path): the table holds one
+// entry per connection. connections() turns them back.
+template <class Stream>
+struct stored_ends {
+  explicit stored_ends(const Stream& s) : local(s.local_endpoint()), peer(s.remote_endpoint()) {}
+  endpoint local;
+  endpoint peer;
+};
+
+template <>
+struct stored_ends<tcp_stream> {
+  explicit stored_ends(const tcp_stream& s)
+      : local(s.local_endpoint().tcp()), peer(s.remote_endpoint().tcp()) {}
+  asio::ip::tcp::endpoint local;
+  asio::ip::tcp::endpoint peer;
+};
+
 }  // namespace
 
 template <class Listener>
 struct basic_server<Listener>::state {
-  // A live connection: what connections() reports, the byte counts read when it is asked.
+  // A live connection, by id in its thread's table: what connections() reports, with the byte
+  // counts read when it is asked.
   struct record {
-    connection_info info;
     std::shared_ptr<byte_counters> counters;
+    std::chrono::system_clock::time_point started;
+    stored_ends<stream_type> ends;
+    int fd;
+
+    connection_info info(std::uint64_t id, std::size_t thread) const {
+      return connection_info{.id = id,
+                             .fd = fd,
+                             .local = ends.local,
+                             .peer = ends.peer,
+                             .thread = thread,
+                             .bytes_received = counters->received(),
+                             .bytes_sent = counters->sent(),
+                             .started = started};
+    }
   };
 
   // What belongs to one runtime thread; only that thread's coroutines touch the task groups
@@ -171,28 +205,60 @@ struct basic_server<Listener>::state {
     auto& part = *self.threads[thread];
     auto counters = std::make_shared<byte_counters>();
     stream.count_bytes(counters);
-    record entry{connection_info{.id = id,
-                                 .fd = static_cast<int>(stream.native_handle()),
-                                 .local = stream.local_endpoint(),
-                                 .peer = stream.remote_endpoint(),
-                                 .thread = thread,
-                                 .bytes_received = 0,
-                                 .bytes_sent = 0,
-                                 .started = std::chrono::system_clock::now()},
-                 std::move(counters)};
+    record entry{.counters = std::move(counters),
+                 .started = std::chrono::system_clock::now(),
+                 .ends = stored_ends<stream_type>(stream),
+                 .fd = static_cast<int>(stream.native_handle())};
     std::lock_guard lock(part.mutex);
     part.open.emplace(id, std::move(entry));
     return registration(self, part, id);
   }
 
+  // Logs an exception that escaped a connection's handler (`how`: before its coroutine
+  // existed), with the connection's number and peer, from its table entry, which is still there.
+  static void log_handler_failure(const state& self, std::size_t thread, std::uint64_t id,
+                                  std::exception_ptr error, std::string_view how = "") {
+    std::string peer;
+    {
+      const auto& part = *self.threads[thread];
+      std::lock_guard lock(part.mutex);
+      if (const auto found = part.open.find(id); found != part.open.end()) {
+        peer = endpoint(found->second.ends.peer).to_string();
+      }
+    }
+    const std::string name =
+        "connection " + std::to_string(id) + " from " + peer + ": " + std::string(how);
+    try {
+      std::rethrow_exception(std::move(error));
+    } catch (const std::system_error& e) {
+      // A cancelled handler that awaits again is told so by an exception: that is its end.
+      if (e.code() == asio::error::operation_aborted) {
+        log().debug("{}cancelled", name);
+      } else {
+        log().error("{}{}", name, e.what());
+      }
+    } catch (const std::exception& e) {
+      log().error("{}{}", name, e.what());
+    } catch (...) {
+      log().error("{}unknown exception", name);
+    }
+  }
+
   // A connection's session: the handler's coroutine, with the connection listed and its slot
-  // held until it ends. An idle connection holds this frame all its life, so it is kept small:
-  // the stream went to the handler, and what the table lists was built outside it.
-  static asio::awaitable<void> session(std::shared_ptr<state> /*self: kept alive*/,
-                                       registration /*listed until the end*/,
+  // held until it ends; what escapes the handler is logged here, while its entry still names
+  // the peer. An idle connection holds this frame all its life, so it is kept small: the
+  // stream went to the handler, and what the table lists was built outside it.
+  static asio::awaitable<void> session(std::shared_ptr<state> self, std::size_t thread,
+                                       std::uint64_t id, registration /*listed until the end*/,
                                        detail::connection_limit::slot /*held until the end*/,
                                        asio::awaitable<void> work) {
-    co_await std::move(work);
+    std::exception_ptr error;
+    try {
+      co_await std::move(work);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    if (error) log_handler_failure(*self, thread, id, std::move(error));
   }
 
   // Starts a connection's session on its own thread's group; runs on that thread. A handler
@@ -200,21 +266,18 @@ struct basic_server<Listener>::state {
   static void start_session(const std::shared_ptr<state>& self, std::size_t thread,
                             stream_type stream, detail::connection_limit::slot slot) {
     const auto id = self->next_id.fetch_add(1, std::memory_order_relaxed);
-    std::string name =
-        "connection " + std::to_string(id) + " from " + stream.remote_endpoint().to_string();
     registration registered = register_connection(*self, thread, id, stream);
     std::optional<asio::awaitable<void>> work;
     try {
       work.emplace(self->handler(std::move(stream)));
-    } catch (const std::exception& e) {
-      log().error("{}: the handler threw: {}", name, e.what());
-      return;
     } catch (...) {
-      log().error("{}: the handler threw", name);
+      log_handler_failure(*self, thread, id, std::current_exception(), "the handler threw: ");
       return;
     }
+    // The group's name for it is never logged: session() catches what the handler throws.
     self->threads[thread]->sessions.spawn(
-        session(self, std::move(registered), std::move(slot), std::move(*work)), std::move(name));
+        session(self, thread, id, std::move(registered), std::move(slot), std::move(*work)),
+        "session");
   }
 
   static asio::awaitable<void> pause(std::chrono::milliseconds how_long) {
@@ -407,13 +470,10 @@ server_stats basic_server<Listener>::stats() const {
 template <class Listener>
 std::vector<connection_info> basic_server<Listener>::connections() const {
   std::vector<connection_info> out;
-  for (const auto& part : state_->threads) {
-    std::lock_guard lock(part->mutex);
-    for (const auto& [id, entry] : part->open) {
-      out.push_back(entry.info);
-      out.back().bytes_received = entry.counters->received();
-      out.back().bytes_sent = entry.counters->sent();
-    }
+  for (std::size_t k = 0; k < state_->threads.size(); ++k) {
+    const auto& part = *state_->threads[k];
+    std::lock_guard lock(part.mutex);
+    for (const auto& [id, entry] : part.open) out.push_back(entry.info(id, k));
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   return out;

@@ -71,17 +71,19 @@ class tcp_stream : public basic_stream<asio::ip::tcp::socket> {
 
   /// The local endpoint (getsockname), read when the stream was connected or accepted, so it
   /// stays available after the peer is gone.
-  const endpoint& local_endpoint() const noexcept { return local_; }
+  endpoint local_endpoint() const noexcept { return local_; }
 
   /// The peer's endpoint (getpeername), read when the stream was connected or accepted.
-  const endpoint& remote_endpoint() const noexcept { return remote_; }
+  endpoint remote_endpoint() const noexcept { return remote_; }
 
   /// The Asio socket underneath, for what coronet does not wrap.
   asio::ip::tcp::socket& asio_socket() noexcept { return socket_; }
 
  private:
-  endpoint local_;
-  endpoint remote_;
+  // Kept as Asio's endpoints, 28 bytes each, rather than as coronet::endpoint, which has room
+  // for a Unix-domain path (140): a server holds one stream per connection.
+  asio::ip::tcp::endpoint local_;
+  asio::ip::tcp::endpoint remote_;
 };
 
 }  // namespace coronet
