@@ -174,34 +174,9 @@ struct basic_server<Listener>::state {
   std::atomic<std::uint64_t> ended_sent{0};
   std::atomic<bool> stopping{false};
 
-  // Removes a connection from its thread's table however its session ends (its coroutine
-  // destroyed before it ran included), its bytes going to the totals.
-  class registration {
-   public:
-    registration(state& s, thread_part& part, std::uint64_t n) noexcept
-        : owner_(&s), where_(&part), id_(n) {}
-    registration(registration&& other) noexcept
-        : owner_(std::exchange(other.owner_, nullptr)), where_(other.where_), id_(other.id_) {}
-    registration& operator=(registration&&) = delete;
-    ~registration() {
-      if (owner_ == nullptr) return;
-      std::lock_guard lock(where_->mutex);
-      const auto found = where_->open.find(id_);
-      owner_->ended_received.fetch_add(found->second.counters->received(),
-                                       std::memory_order_relaxed);
-      owner_->ended_sent.fetch_add(found->second.counters->sent(), std::memory_order_relaxed);
-      where_->open.erase(found);
-    }
-
-   private:
-    state* owner_;
-    thread_part* where_;
-    std::uint64_t id_;
-  };
-
   // Lists the connection in its thread's table, counting its bytes from now on.
-  static registration register_connection(state& self, std::size_t thread, std::uint64_t id,
-                                          stream_type& stream) {
+  static void register_connection(state& self, std::size_t thread, std::uint64_t id,
+                                  stream_type& stream) {
     auto& part = *self.threads[thread];
     auto counters = std::make_shared<byte_counters>();
     stream.count_bytes(counters);
@@ -211,7 +186,6 @@ struct basic_server<Listener>::state {
                  .fd = static_cast<int>(stream.native_handle())};
     std::lock_guard lock(part.mutex);
     part.open.emplace(id, std::move(entry));
-    return registration(self, part, id);
   }
 
   // Logs an exception that escaped a connection's handler (`how`: before its coroutine
@@ -244,29 +218,48 @@ struct basic_server<Listener>::state {
     }
   }
 
-  // A connection's session: the handler's coroutine, with the connection listed and its slot
-  // held until it ends; what escapes the handler is logged here, while its entry still names
-  // the peer. An idle connection holds this frame all its life, so it is kept small: the
-  // stream went to the handler, and what the table lists was built outside it.
-  static asio::awaitable<void> session(std::shared_ptr<state> self, std::size_t thread,
-                                       std::uint64_t id, registration /*listed until the end*/,
-                                       detail::connection_limit::slot /*held until the end*/,
-                                       asio::awaitable<void> work) {
-    std::exception_ptr error;
-    try {
-      co_await std::move(work);
-    } catch (...) {
-      error = std::current_exception();
+  // What a connection holds until its handler's coroutine ends, however it ends (its frame
+  // destroyed before it finished included): its entry in its thread's table, which then goes
+  // (its bytes to the totals), its slot under max_connections, and the server's state.
+  // Shared by the end handler the session group keeps: no coroutine frame of its own, which
+  // an idle connection would hold all its life.
+  class connection_end {
+   public:
+    connection_end(std::shared_ptr<state> s, std::size_t thread, std::uint64_t id,
+                   detail::connection_limit::slot slot) noexcept
+        : self_(std::move(s)), thread_(thread), id_(id), slot_(std::move(slot)) {}
+    connection_end(const connection_end&) = delete;
+    connection_end& operator=(const connection_end&) = delete;
+    ~connection_end() {
+      auto& part = *self_->threads[thread_];
+      std::lock_guard lock(part.mutex);
+      const auto found = part.open.find(id_);
+      self_->ended_received.fetch_add(found->second.counters->received(),
+                                      std::memory_order_relaxed);
+      self_->ended_sent.fetch_add(found->second.counters->sent(), std::memory_order_relaxed);
+      part.open.erase(found);
     }
-    if (error) log_handler_failure(*self, thread, id, std::move(error));
-  }
 
-  // Starts a connection's session on its own thread's group; runs on that thread. A handler
+    // The handler's coroutine has ended: what escaped it is logged, while the entry still
+    // names the peer.
+    void ended(std::exception_ptr error) const {
+      if (error) log_handler_failure(*self_, thread_, id_, std::move(error));
+    }
+
+   private:
+    std::shared_ptr<state> self_;
+    std::size_t thread_;
+    std::uint64_t id_;
+    detail::connection_limit::slot slot_;
+  };
+
+  // Starts a connection's handler on its own thread's group; runs on that thread. A handler
   // that throws before its coroutine starts is logged, and the connection closed.
   static void start_session(const std::shared_ptr<state>& self, std::size_t thread,
                             stream_type stream, detail::connection_limit::slot slot) {
     const auto id = self->next_id.fetch_add(1, std::memory_order_relaxed);
-    registration registered = register_connection(*self, thread, id, stream);
+    register_connection(*self, thread, id, stream);
+    auto end = std::make_shared<const connection_end>(self, thread, id, std::move(slot));
     std::optional<asio::awaitable<void>> work;
     try {
       work.emplace(self->handler(std::move(stream)));
@@ -274,10 +267,9 @@ struct basic_server<Listener>::state {
       log_handler_failure(*self, thread, id, std::current_exception(), "the handler threw: ");
       return;
     }
-    // The group's name for it is never logged: session() catches what the handler throws.
     self->threads[thread]->sessions.spawn(
-        session(self, thread, id, std::move(registered), std::move(slot), std::move(*work)),
-        "session");
+        std::move(*work),
+        [end = std::move(end)](std::exception_ptr error) { end->ended(std::move(error)); });
   }
 
   static asio::awaitable<void> pause(std::chrono::milliseconds how_long) {

@@ -63,10 +63,11 @@ void log_task_end(const std::string& name, std::exception_ptr error) {
 // context shut down) never calls it, only destroys it: then too its entry must go, or the
 // group would later emit into a cancellation slot whose operation no longer exists.
 struct task_group::task_end {
-  task_end(std::shared_ptr<state> s, std::list<state::task>::iterator e, std::string n)
-      : shared(std::move(s)), entry(e), name(std::move(n)) {}
+  task_end(std::shared_ptr<state> s, std::list<state::task>::iterator e,
+           std::function<void(std::exception_ptr)> f)
+      : shared(std::move(s)), entry(e), on_end(std::move(f)) {}
   task_end(task_end&& other) noexcept
-      : shared(std::move(other.shared)), entry(other.entry), name(std::move(other.name)) {}
+      : shared(std::move(other.shared)), entry(other.entry), on_end(std::move(other.on_end)) {}
   task_end(const task_end&) = delete;
   task_end& operator=(const task_end&) = delete;
   task_end& operator=(task_end&&) = delete;
@@ -75,7 +76,17 @@ struct task_group::task_end {
   }
 
   void operator()(std::exception_ptr error) {
-    log_task_end(name, std::move(error));
+    // Whatever on_end holds goes before the group hears of the end: a stop() that returns once
+    // every task has ended finds it released.
+    if (auto f = std::exchange(on_end, nullptr)) {
+      try {
+        f(std::move(error));
+      } catch (const std::exception& e) {
+        log().error("a task's end handler threw: {}", e.what());
+      } catch (...) {
+        log().error("a task's end handler threw");
+      }
+    }
     forget();
   }
 
@@ -87,14 +98,19 @@ struct task_group::task_end {
 
   std::shared_ptr<state> shared;  // null once moved from or done
   std::list<state::task>::iterator entry;
-  std::string name;
+  std::function<void(std::exception_ptr)> on_end;
 };
 
 void task_group::spawn(asio::awaitable<void> task, std::string name) {
+  spawn(std::move(task),
+        [name = std::move(name)](std::exception_ptr error) { log_task_end(name, error); });
+}
+
+void task_group::spawn(asio::awaitable<void> task, std::function<void(std::exception_ptr)> on_end) {
   auto entry = state_->tasks.emplace(state_->tasks.end());
-  asio::co_spawn(
-      state_->executor, std::move(task),
-      asio::bind_cancellation_slot(entry->cancel.slot(), task_end(state_, entry, std::move(name))));
+  asio::co_spawn(state_->executor, std::move(task),
+                 asio::bind_cancellation_slot(entry->cancel.slot(),
+                                              task_end(state_, entry, std::move(on_end))));
   if (state_->stopping) entry->cancel.emit(asio::cancellation_type::terminal);
 }
 

@@ -1,8 +1,12 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <exception>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "support/log_capture.hpp"
 #include "support/run.hpp"
@@ -130,4 +134,63 @@ TEST_CASE("task_group: a task spawned once stop has begun is cancelled at once")
     CHECK(cut == 0);  // the slow one finished within the grace period
     CHECK(finished == 1);
   });
+}
+
+TEST_CASE(
+    "task_group: on_end gets each task's outcome - before stop returns - and nothing is logged") {
+  const coronet::test::log_capture captured;
+  test::run([]() -> asio::awaitable<void> {
+    task_group group(co_await asio::this_coro::executor);
+    int finished = 0;
+    std::vector<std::string> outcomes;
+    const auto record = [&outcomes](std::exception_ptr error) {
+      if (!error) {
+        outcomes.emplace_back("ok");
+        return;
+      }
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        outcomes.emplace_back(e.what());
+      }
+    };
+    group.spawn(finish_after(5ms, finished), record);
+    group.spawn(throws(), record);
+    CHECK(co_await group.stop(5s) == 0);
+    std::sort(outcomes.begin(), outcomes.end());
+    CHECK(outcomes == std::vector<std::string>{"broken session", "ok"});
+    CHECK(finished == 1);
+  });
+  CHECK(captured.text().find("broken session") == std::string::npos);
+}
+
+TEST_CASE("task_group: on_end that throws is logged - the group goes on") {
+  const coronet::test::log_capture captured;
+  test::run([]() -> asio::awaitable<void> {
+    task_group group(co_await asio::this_coro::executor);
+    int finished = 0;
+    group.spawn(finish_after(1ms, finished),
+                [](std::exception_ptr) { throw std::runtime_error("end handler broke"); });
+    group.spawn(finish_after(5ms, finished), [](std::exception_ptr) {});
+    CHECK(co_await group.stop(5s) == 0);
+    CHECK(finished == 2);
+    CHECK(group.size() == 0);
+  });
+  CHECK(captured.text().find("a task's end handler threw: end handler broke") != std::string::npos);
+}
+
+TEST_CASE("task_group: a task whose context is destroyed releases what on_end holds - uncalled") {
+  auto held = std::make_shared<int>(7);
+  const std::weak_ptr<int> watch = held;
+  bool called = false;
+  {
+    asio::io_context context(1);
+    task_group group(context.get_executor());
+    group.spawn(test::sleep_for(10s),
+                [held = std::move(held), &called](std::exception_ptr) { called = true; });
+    context.run_for(20ms);  // the task starts and waits
+    CHECK_FALSE(watch.expired());
+  }  // the group, then the context and with it the task's frame
+  CHECK(watch.expired());
+  CHECK_FALSE(called);
 }

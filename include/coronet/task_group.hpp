@@ -2,6 +2,8 @@
 // task_group: coroutines that can be stopped together, the graceful stop of a server.
 
 #include <cstddef>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -45,6 +47,12 @@ class task_group {
 
   /// Starts `task` on the group's executor. `name` prefixes what is logged if it throws.
   void spawn(asio::awaitable<void> task, std::string name);
+
+  /// Starts `task` on the group's executor and, when it ends, calls `on_end` there with the
+  /// exception that escaped it (null if none) instead of logging it: for a caller that knows
+  /// better what to say, or has something to undo. If the task's frame is destroyed before it
+  /// finishes (its context shut down), `on_end` is destroyed without being called.
+  void spawn(asio::awaitable<void> task, std::function<void(std::exception_ptr)> on_end);
 
   /// How many tasks are still running.
   std::size_t size() const noexcept;
