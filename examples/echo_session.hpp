@@ -35,15 +35,46 @@ void debug_line(const Stream& stream, std::string_view what, std::error_code err
                        error ? error.message() : std::string());
 }
 
+// What echo_now() could not finish: the bytes the peer did not take at once, in a buffer of
+// the session's own, or the error that ends the session.
+struct echo_left {
+  std::vector<char> rest;
+  std::error_code error;
+};
+
+// Echoes `received` (the bytes of the session's own buffer) at once, with neither step
+// suspending, so that the thread's buffer is not lent to another session in between: when
+// `received` fills that buffer, it moves to the thread's buffer, and try_recv() adds what else
+// has arrived; try_send() then sends what the socket takes now. A plain function, so that its
+// locals live on the stack rather than in the session's frame, which an idle connection holds.
+template <class Stream>
+echo_left echo_now(Stream& stream, asio::const_buffer received, bool filled) {
+  asio::const_buffer echo = received;
+  if (filled) {
+    // Whatever else try_recv() meets (none yet, the peer's close, an error) leaves `more` with
+    // 0 bytes, and the next recv() reports an end again.
+    auto& buffer = thread_buffer();
+    std::memcpy(buffer.data(), received.data(), received.size());
+    auto more = stream.try_recv(asio::buffer(buffer) + received.size());
+    echo = asio::buffer(buffer.data(), received.size() + more.bytes());
+  }
+  auto sent = stream.try_send(echo);
+  if (sent.bytes() == echo.size()) return {};
+  if (!sent && sent.error() != std::errc::operation_would_block) return {{}, sent.error()};
+  // The peer is slower to read than to send: the rest waits in a buffer of the session's own,
+  // since the thread's buffer is lent to other sessions while this one is suspended.
+  const auto* bytes = static_cast<const char*>(echo.data());
+  return {std::vector<char>(bytes + sent.bytes(), bytes + echo.size()), {}};
+}
+
 // One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
 // peer silent for `idle` is closed.
 //
 // Memory: a session holds 128 bytes of buffer, not the 64 KiB it echoes at most at once. It
 // waits in recv() on its own small buffer, which takes a short message whole in one receive.
-// When that buffer fills, the bytes go to its thread's buffer, try_recv() adds what else has
-// arrived, and try_send() echoes it all: neither suspends, so no other session can use the
-// thread's buffer in between. Only an echo the peer does not take at once is copied into a
-// buffer of the session's own for send_all().
+// echo_now() sends it back at once, through the thread's buffer when there is more. Only an
+// echo the peer does not take at once is copied into a buffer of the session's own for
+// send_all().
 template <class Stream>
 inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) {
   debug_line(stream, "connected");
@@ -63,30 +94,15 @@ inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) 
       }
       break;
     }
-    asio::const_buffer echo(first.data(), got.bytes());
-    if (got.bytes() == first.size()) {
-      // Whatever else try_recv() meets (none yet, the peer's close, an error) leaves `more`
-      // with 0 bytes, and the next recv() reports an end again.
-      auto& buffer = thread_buffer();
-      std::memcpy(buffer.data(), first.data(), first.size());
-      auto more = stream.try_recv(asio::buffer(buffer) + first.size());
-      echo = asio::buffer(buffer.data(), first.size() + more.bytes());
+    auto left =
+        echo_now(stream, asio::buffer(first.data(), got.bytes()), got.bytes() == first.size());
+    if (!left.error && !left.rest.empty()) {
+      auto rest_sent = co_await stream.send_all(asio::buffer(left.rest));
+      left.error = rest_sent.error();
     }
-    auto sent = stream.try_send(echo);
-    if (sent.bytes() < echo.size()) {
-      if (!sent && sent.error() != std::errc::operation_would_block) {
-        debug_line(stream, "send failed: ", sent.error());
-        break;
-      }
-      // The peer is slower to read than to send: the rest waits in a buffer of this session's
-      // own, since the thread's buffer is lent to other sessions while this one is suspended.
-      const auto* bytes = static_cast<const char*>(echo.data());
-      std::vector<char> rest(bytes + sent.bytes(), bytes + echo.size());
-      auto rest_sent = co_await stream.send_all(asio::buffer(rest));
-      if (!rest_sent) {
-        debug_line(stream, "send failed: ", rest_sent.error());
-        break;
-      }
+    if (left.error) {
+      debug_line(stream, "send failed: ", left.error);
+      break;
     }
   }
   stream.close();
