@@ -7,8 +7,8 @@ set xtics ('1' 1, '100' 100, '1,000' 1000, '10,000' 10000)
 set xlabel 'concurrent connections'
 set ylabel 'p99 round-trip latency'
 set logscale y 10
-set yrange [8:1250000]
-set ytics ('10 µs' 10, '100 µs' 100, '1 ms' 1000, '10 ms' 10000, '100 ms' 100000, '1 s' 1000000)
+set yrange [80:1250000]
+set ytics ('100 µs' 100, '1 ms' 1000, '10 ms' 10000, '100 ms' 100000, '1 s' 1000000)
 set grid
 set key below horizontal maxrows 1
 set multiplot layout 1,2 title "TCP ping-pong p99 latency (median of 3 runs)\n2026-11-26, 2 cores, AMD EPYC, Linux 6.18.44-fc-v657"
@@ -16,10 +16,12 @@ set title '64 B messages'
 plot '2026-11-26-p99.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#1f77b4' title 'coronet-1t', \
      '2026-11-26-p99.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#2ca02c' title 'coronet-2t', \
      '2026-11-26-p99.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'asio', \
-     '2026-11-26-p99.dat' index 3 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#444444' title 'epoll'
+     '2026-11-26-p99.dat' index 3 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#444444' title 'asio-coro', \
+     '2026-11-26-p99.dat' index 4 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#9467bd' title 'epoll'
 set title '4,096 B messages'
-plot '2026-11-26-p99.dat' index 4 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#1f77b4' title 'coronet-1t', \
-     '2026-11-26-p99.dat' index 5 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#2ca02c' title 'coronet-2t', \
-     '2026-11-26-p99.dat' index 6 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'asio', \
-     '2026-11-26-p99.dat' index 7 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#444444' title 'epoll'
+plot '2026-11-26-p99.dat' index 5 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#1f77b4' title 'coronet-1t', \
+     '2026-11-26-p99.dat' index 6 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#2ca02c' title 'coronet-2t', \
+     '2026-11-26-p99.dat' index 7 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'asio', \
+     '2026-11-26-p99.dat' index 8 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#444444' title 'asio-coro', \
+     '2026-11-26-p99.dat' index 9 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#9467bd' title 'epoll'
 unset multiplot

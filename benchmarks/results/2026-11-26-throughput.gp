@@ -15,10 +15,12 @@ set title '64 B messages'
 plot '2026-11-26-throughput.dat' index 0 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#1f77b4' title 'coronet-1t', \
      '2026-11-26-throughput.dat' index 1 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#2ca02c' title 'coronet-2t', \
      '2026-11-26-throughput.dat' index 2 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'asio', \
-     '2026-11-26-throughput.dat' index 3 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#444444' title 'epoll'
+     '2026-11-26-throughput.dat' index 3 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#444444' title 'asio-coro', \
+     '2026-11-26-throughput.dat' index 4 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#9467bd' title 'epoll'
 set title '4,096 B messages'
-plot '2026-11-26-throughput.dat' index 4 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#1f77b4' title 'coronet-1t', \
-     '2026-11-26-throughput.dat' index 5 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#2ca02c' title 'coronet-2t', \
-     '2026-11-26-throughput.dat' index 6 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'asio', \
-     '2026-11-26-throughput.dat' index 7 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#444444' title 'epoll'
+plot '2026-11-26-throughput.dat' index 5 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#1f77b4' title 'coronet-1t', \
+     '2026-11-26-throughput.dat' index 6 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#2ca02c' title 'coronet-2t', \
+     '2026-11-26-throughput.dat' index 7 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#ff7f0e' title 'asio', \
+     '2026-11-26-throughput.dat' index 8 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#444444' title 'asio-coro', \
+     '2026-11-26-throughput.dat' index 9 using 1:2 with linespoints lw 2 pt 7 ps 1.2 lc rgb '#9467bd' title 'epoll'
 unset multiplot
