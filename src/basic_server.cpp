@@ -24,6 +24,7 @@
 #include "coronet/log.hpp"
 #include "coronet/spawn.hpp"
 #include "coronet/task_group.hpp"
+#include "detail/log_task_end.hpp"
 
 namespace coronet {
 namespace {
@@ -191,31 +192,17 @@ struct basic_server<Listener>::state {
   // Logs an exception that escaped a connection's handler (`how`: before its coroutine
   // existed), with the connection's number and peer, from its table entry, which is still there.
   static void log_handler_failure(const state& self, std::size_t thread, std::uint64_t id,
-                                  std::exception_ptr error, std::string_view how = "") {
-    std::string peer;
+                                  std::exception_ptr error, std::string_view how = {}) {
+    std::string name = "connection " + std::to_string(id) + " from ";
     {
       const auto& part = *self.threads[thread];
       std::lock_guard lock(part.mutex);
       if (const auto found = part.open.find(id); found != part.open.end()) {
-        peer = endpoint(found->second.ends.peer).to_string();
+        name += endpoint(found->second.ends.peer).to_string();
       }
     }
-    const std::string name =
-        "connection " + std::to_string(id) + " from " + peer + ": " + std::string(how);
-    try {
-      std::rethrow_exception(std::move(error));
-    } catch (const std::system_error& e) {
-      // A cancelled handler that awaits again is told so by an exception: that is its end.
-      if (e.code() == asio::error::operation_aborted) {
-        log().debug("{}cancelled", name);
-      } else {
-        log().error("{}{}", name, e.what());
-      }
-    } catch (const std::exception& e) {
-      log().error("{}{}", name, e.what());
-    } catch (...) {
-      log().error("{}unknown exception", name);
-    }
+    if (!how.empty()) name.append(": ").append(how);
+    detail::log_task_end(name, std::move(error));
   }
 
   // What a connection holds until its handler's coroutine ends, however it ends (its frame
@@ -264,7 +251,7 @@ struct basic_server<Listener>::state {
     try {
       work.emplace(self->handler(std::move(stream)));
     } catch (...) {
-      log_handler_failure(*self, thread, id, std::current_exception(), "the handler threw: ");
+      log_handler_failure(*self, thread, id, std::current_exception(), "the handler threw");
       return;
     }
     self->threads[thread]->sessions.spawn(

@@ -2,6 +2,7 @@
 
 #include <exception>
 #include <list>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -12,6 +13,7 @@
 
 #include "coronet/detail/io.hpp"
 #include "coronet/log.hpp"
+#include "detail/log_task_end.hpp"
 
 namespace coronet {
 
@@ -37,12 +39,10 @@ task_group::~task_group() {
   for (auto& t : state_->tasks) t.cancel.emit(asio::cancellation_type::terminal);
 }
 
-namespace {
-
-void log_task_end(const std::string& name, std::exception_ptr error) {
+void detail::log_task_end(std::string_view name, std::exception_ptr error) {
   if (!error) return;
   try {
-    std::rethrow_exception(error);
+    std::rethrow_exception(std::move(error));
   } catch (const std::system_error& e) {
     // A cancelled task that awaits again is told so by an exception: that is its end.
     if (e.code() == asio::error::operation_aborted) {
@@ -56,8 +56,6 @@ void log_task_end(const std::string& name, std::exception_ptr error) {
     log().error("{}: unknown exception", name);
   }
 }
-
-}  // namespace
 
 // The completion handler of one task. A task whose frame is destroyed without finishing (its
 // context shut down) never calls it, only destroys it: then too its entry must go, or the
@@ -103,7 +101,7 @@ struct task_group::task_end {
 
 void task_group::spawn(asio::awaitable<void> task, std::string name) {
   spawn(std::move(task),
-        [name = std::move(name)](std::exception_ptr error) { log_task_end(name, error); });
+        [name = std::move(name)](std::exception_ptr error) { detail::log_task_end(name, error); });
 }
 
 void task_group::spawn(asio::awaitable<void> task, std::function<void(std::exception_ptr)> on_end) {
