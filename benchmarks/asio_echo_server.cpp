@@ -230,6 +230,16 @@ bool out_of_resources(const std::error_code& ec) {
          ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
 }
 
+// An accept on `label` failed for want of resources: logged once per episode. The caller waits
+// starved_retry before accepting again, since the listener stays readable and accepting again
+// at once would spin; the connections wait in the kernel's backlog meanwhile.
+void report_starvation(const std::string& label, const std::error_code& ec) {
+  if (!starvation_reported.exchange(true)) {
+    log_line("accept on " + label + ": " + ec.message() + "; retrying every " +
+             std::to_string(starved_retry.count()) + " ms");
+  }
+}
+
 // One TCP or Unix acceptor on context 0, handing each connection to the next context.
 template <class Protocol>
 class acceptor_loop {
@@ -255,12 +265,7 @@ class acceptor_loop {
   void on_accept(std::error_code ec, socket_type socket) {
     if (ec == asio::error::operation_aborted) return;  // closed
     if (out_of_resources(ec)) {
-      // The listener stays readable: accepting again at once would spin. The connections
-      // wait in the kernel's backlog meanwhile.
-      if (!starvation_reported.exchange(true)) {
-        log_line("accept on " + label_ + ": " + ec.message() + "; retrying every " +
-                 std::to_string(starved_retry.count()) + " ms");
-      }
+      report_starvation(label_, ec);
       retry_.expires_after(starved_retry);
       retry_.async_wait([this](std::error_code wait_ec) {
         if (!wait_ec) accept();
@@ -369,11 +374,7 @@ asio::awaitable<void> accept_loop(typename Protocol::acceptor acceptor, round_ro
     auto [ec, socket] = co_await acceptor.async_accept(contexts.pick(), as_values);
     if (ec == asio::error::operation_aborted) co_return;  // closed
     if (out_of_resources(ec)) {
-      // As the callback loop does: the listener stays readable, so wait instead of spinning.
-      if (!starvation_reported.exchange(true)) {
-        log_line("accept on " + label + ": " + ec.message() + "; retrying every " +
-                 std::to_string(starved_retry.count()) + " ms");
-      }
+      report_starvation(label, ec);
       retry.expires_after(starved_retry);
       auto [wait_ec] = co_await retry.async_wait(as_values);
       if (wait_ec) co_return;
