@@ -31,8 +31,8 @@
 //                        DIR/STEM-throughput.png and DIR/STEM-p99.png (needs gnuplot; Debian:
 //                        gnuplot-nox). --stem NAME names them (default "bench").
 //   --servers LIST       the order of the servers in the table and charts, comma or space
-//                        separated (default "coronet-1t,coronet-2t,asio,asio-coro,epoll"); servers found
-//                        in RUNS_DIR but not listed come after, by name.
+//                        separated (default "coronet-1t,coronet-2t,asio,asio-coro,epoll"); servers
+//                        found in RUNS_DIR but not listed come after, by name.
 //   --date, --command, --machine   what the report says about when, how and where it was
 //                        measured (default: today, "not recorded", "not recorded").
 //
