@@ -14,7 +14,8 @@
 # the table. A failed coronet_bench run is kept and reported, and the matrix goes on; the exit
 # status is then 1.
 #   RUNS (default 3), DURATION seconds (5), WARMUP seconds (1),
-#   SERVERS (default "coronet-1t coronet-2t asio asio-coro epoll"), CELLS (default: all, names as above),
+#   SERVERS (default "coronet-1t coronet-2t asio asio-coro epoll"),
+#   CELLS (default: all, names as above),
 #   SERVER_CPUS, CLIENT_CPUS (taskset lists; default 0 and 1, or the first and second half of
 #   the CPUs when there are 4 or more), OUT_DIR (default benchmarks/results),
 #   README (default benchmarks/README.md; empty: the README is left alone)

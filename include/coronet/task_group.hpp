@@ -51,7 +51,8 @@ class task_group {
   /// Starts `task` on the group's executor and, when it ends, calls `on_end` there with the
   /// exception that escaped it (null if none) instead of logging it: for a caller that knows
   /// better what to say, or has something to undo. If the task's frame is destroyed before it
-  /// finishes (its context shut down), `on_end` is destroyed without being called.
+  /// finishes (its context shut down), `on_end` is destroyed without being called. An
+  /// exception escaping `on_end` is logged.
   void spawn(asio::awaitable<void> task, std::function<void(std::exception_ptr)> on_end);
 
   /// How many tasks are still running.
