@@ -337,6 +337,8 @@ void log_if_thrown(const std::string& what, std::exception_ptr error) {
     std::rethrow_exception(error);
   } catch (const std::exception& e) {
     log_line(what + " failed: " + e.what());
+  } catch (...) {
+    log_line(what + " failed");
   }
 }
 
