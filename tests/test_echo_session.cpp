@@ -47,16 +47,24 @@ asio::awaitable<void> read_late(coronet::unix_stream& from, std::string& into, s
   done.done();
 }
 
+// echo_now() for `message` as if just received into a session's small buffer.
+template <class Stream>
+coronet_examples::echo_left echo_received(Stream& session, const std::string& message,
+                                          std::unique_ptr<char[]>& own) {
+  std::array<char, 128> small{};
+  REQUIRE(message.size() <= small.size());
+  std::memcpy(small.data(), message.data(), message.size());
+  return echo_now(session, asio::buffer(small), message.size(), own);
+}
+
 }  // namespace
 
 TEST_CASE("echo_session: a short message goes back from the session's small buffer - no own") {
   test::run([]() -> asio::awaitable<void> {
     auto [peer, session] = coronet::unix_stream::socket_pair(co_await asio::this_coro::executor);
-    std::array<char, 128> small{};
     const auto message = pattern(64, 1);
-    std::memcpy(small.data(), message.data(), message.size());
     std::unique_ptr<char[]> own;
-    const auto left = echo_now(session, asio::buffer(small), message.size(), own);
+    const auto left = echo_received(session, message, own);
     CHECK_FALSE(left.error);
     CHECK(left.unsent.size() == 0);
     CHECK_FALSE(own);
@@ -108,11 +116,9 @@ TEST_CASE("echo_session: what the peer does not take at once waits in the sessio
       queued += sent.bytes();
     }
     REQUIRE(queued > 0);
-    std::array<char, 128> small{};
     const auto message = pattern(100, 5);
-    std::memcpy(small.data(), message.data(), message.size());
     std::unique_ptr<char[]> own;
-    const auto left = echo_now(session, asio::buffer(small), message.size(), own);
+    const auto left = echo_received(session, message, own);
     CHECK_FALSE(left.error);
     REQUIRE(own != nullptr);
     REQUIRE(left.unsent.size() == message.size());

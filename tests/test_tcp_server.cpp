@@ -64,13 +64,17 @@ void check_records(const std::vector<coronet::connection_info>& records,
                    const std::vector<tcp_stream>& clients, probe& seen) {
   REQUIRE(records.size() == clients.size());
   std::set<int> fds;
-  std::set<std::uint16_t> client_ports;
-  for (const auto& client : clients) client_ports.insert(client.local_endpoint().port());
+  std::map<std::uint16_t, const tcp_stream*> client_of_port;
+  for (const auto& client : clients) client_of_port[client.local_endpoint().port()] = &client;
   std::lock_guard lock(seen.mutex);
   for (const auto& record : records) {
     fds.insert(record.fd);
     CHECK(record.fd >= 0);
-    CHECK(client_ports.count(record.peer.port()) == 1);
+    const auto client = client_of_port.find(record.peer.port());
+    REQUIRE(client != client_of_port.end());
+    // Both ends whole, address and port: the client's two ends the other way round.
+    CHECK(record.peer == client->second->local_endpoint());
+    CHECK(record.local == client->second->remote_endpoint());
     CHECK(seen.thread_of_peer.at(record.peer.port()) == record.thread);
     CHECK(record.bytes_received == 4);
     CHECK(record.bytes_sent == 4);

@@ -49,6 +49,8 @@ TEST_CASE("unix_server: connections spread over the threads and stop() removes t
     for (const auto& record : records) {
       used.insert(record.thread);
       fds.insert(record.fd);
+      CHECK(record.local == server.local_endpoint());           // the server's path
+      CHECK(record.peer == coronet::endpoint::unix_unnamed());  // clients that never bound
       CHECK(record.bytes_received == 4);
     }
     CHECK(used == std::set<std::size_t>{0, 1});
