@@ -24,18 +24,23 @@
 #include "coronet/log.hpp"
 #include "coronet/spawn.hpp"
 #include "coronet/task_group.hpp"
+#include "coronet/tls_server.hpp"
 #include "detail/log_task_end.hpp"
 
 namespace coronet {
 namespace {
 
+// A TCP or TLS server's listeners: reusable addresses, IPv4 peers on `[::]`.
+listen_options listen_options_for(const server_options& options) {
+  return listen_options{.backlog = options.backlog,
+                        .reuse_address = true,
+                        .reuse_port = options.placement == placement::reuse_port,
+                        .v6_only = false};
+}
+
 tcp_listener bind_listener(std::type_identity<tcp_listener>, const asio::any_io_executor& executor,
                            const endpoint& local, const server_options& options) {
-  const listen_options listen{.backlog = options.backlog,
-                              .reuse_address = true,
-                              .reuse_port = options.placement == placement::reuse_port,
-                              .v6_only = false};
-  return tcp_listener::bind(executor, local, listen);
+  return tcp_listener::bind(executor, local, listen_options_for(options));
 }
 
 unix_listener bind_listener(std::type_identity<unix_listener>,
@@ -108,12 +113,22 @@ struct stored_ends {
   endpoint peer;
 };
 
-template <>
-struct stored_ends<tcp_stream> {
-  explicit stored_ends(const tcp_stream& s)
+struct stored_ip_ends {
+  template <class Stream>
+  explicit stored_ip_ends(const Stream& s)
       : local(s.local_endpoint().tcp()), peer(s.remote_endpoint().tcp()) {}
   asio::ip::tcp::endpoint local;
   asio::ip::tcp::endpoint peer;
+};
+
+template <>
+struct stored_ends<tcp_stream> : stored_ip_ends {
+  using stored_ip_ends::stored_ip_ends;
+};
+
+template <>
+struct stored_ends<tls_stream> : stored_ip_ends {
+  using stored_ip_ends::stored_ip_ends;
 };
 
 }  // namespace
@@ -356,17 +371,46 @@ struct basic_server<Listener>::state {
 };
 
 template <class Listener>
-basic_server<Listener> basic_server<Listener>::bind(runtime& on, const endpoint& local,
-                                                    handler_type handler, server_options options) {
+basic_server<Listener> basic_server<Listener>::bind(
+    runtime& on, const endpoint& local, handler_type handler,
+    server_options options) requires(!std::same_as<Listener, tls_listener>) {
+  return bind_with(
+      on, local,
+      [options](const asio::any_io_executor& executor, const endpoint& where) {
+        return bind_listener(std::type_identity<Listener>{}, executor, where, options);
+      },
+      std::move(handler), options);
+}
+
+template <class Listener>
+basic_server<Listener> basic_server<Listener>::bind(
+    runtime& on, const endpoint& local, const tls_context& context, handler_type handler,
+    server_options options) requires std::same_as<Listener, tls_listener> {
+  if (!context.is_server()) {
+    throw std::invalid_argument("cannot serve TLS on " + local.to_string() +
+                                " with a client context: make it with tls_context::server()");
+  }
+  return bind_with(
+      on, local,
+      [options, context](const asio::any_io_executor& executor, const endpoint& where) {
+        return tls_listener::bind(executor, where, context, listen_options_for(options));
+      },
+      std::move(handler), options);
+}
+
+template <class Listener>
+basic_server<Listener> basic_server<Listener>::bind_with(runtime& on, const endpoint& local,
+                                                         const listener_factory& make_listener,
+                                                         handler_type handler,
+                                                         server_options options) {
   if (!handler) throw std::invalid_argument("coronet server: the handler is empty");
   auto s = std::make_shared<state>(on, std::move(handler), options);
-  using tag = std::type_identity<Listener>;
-  s->threads[0]->listener.emplace(bind_listener(tag{}, on.executor(0), local, options));
+  s->threads[0]->listener.emplace(make_listener(on.executor(0), local));
   s->local = s->threads[0]->listener->local_endpoint();
   if (options.placement == placement::reuse_port) {
     // The others join the first one's port (the real one, when `local` asked for port 0).
     for (std::size_t k = 1; k < on.size(); ++k) {
-      s->threads[k]->listener.emplace(bind_listener(tag{}, on.executor(k), s->local, options));
+      s->threads[k]->listener.emplace(make_listener(on.executor(k), s->local));
     }
   }
   for (std::size_t k = 0; k < on.size(); ++k) {
@@ -460,5 +504,6 @@ std::vector<connection_info> basic_server<Listener>::connections() const {
 
 template class basic_server<tcp_listener>;
 template class basic_server<unix_listener>;
+template class basic_server<tls_listener>;
 
 }  // namespace coronet

@@ -34,6 +34,21 @@ class coronet_category final : public std::error_category {
       case errc::not_a_socket_file: return "path exists and is not a socket (it is left untouched)";
       case errc::line_too_long: return "line longer than the reader's limit";
       case errc::unexpected_eof: return "the stream ended in the middle of a line or message";
+      case errc::tls_certificate_untrusted:
+        return "TLS: the peer's certificate is not signed by a trusted authority";
+      case errc::tls_certificate_expired:
+        return "TLS: the peer's certificate is expired or not yet valid";
+      case errc::tls_host_name_mismatch:
+        return "TLS: the peer's certificate is for another host name or address";
+      case errc::tls_handshake_failed:
+        return "TLS handshake failed (the peer does not speak TLS, shares no protocol version "
+               "or cipher, rejected this side's certificate, or closed)";
+      case errc::tls_truncated:
+        return "TLS: the peer closed the connection without close_notify (data may be "
+               "truncated)";
+      case errc::tls_protocol_error: return "TLS: corrupt or unexpected record from the peer";
+      case errc::tls_send_interrupted:
+        return "TLS: an earlier send was cut off part-way, so the stream can no longer send";
     }
     return "unknown coronet error " + std::to_string(value);
   }

@@ -1,7 +1,8 @@
 #pragma once
 // basic_server: accept connections on a runtime's threads and run a handler coroutine for each:
-// the muduo TcpServer of coronet, behind tcp_server and unix_server.
+// the muduo TcpServer of coronet, behind tcp_server, tls_server and unix_server.
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -20,6 +21,9 @@
 #include "coronet/unix_listener.hpp"
 
 namespace coronet {
+
+class tls_context;
+class tls_listener;
 
 /// Where a server accepts and where its connections run.
 enum class placement {
@@ -99,8 +103,15 @@ class basic_server {
   /// Binds the listener(s) and starts accepting: at once if the runtime runs, else when it
   /// starts. Port 0 picks a free port (every reuse_port listener shares it): read it back with
   /// local_endpoint(). Throws as said under Errors. Safe from any thread.
-  static basic_server bind(runtime& on, const endpoint& local, handler_type handler,
-                           server_options options = {});
+  static basic_server bind(
+      runtime& on, const endpoint& local, handler_type handler,
+      server_options options = {}) requires(!std::same_as<Listener, tls_listener>);
+
+  /// A TLS server's bind (tls_server): as above, every connection shaking hands with
+  /// `context`, which must be a server context (else std::invalid_argument).
+  static basic_server bind(
+      runtime& on, const endpoint& local, const tls_context& context, handler_type handler,
+      server_options options = {}) requires std::same_as<Listener, tls_listener>;
 
   basic_server(basic_server&&) noexcept;
   basic_server& operator=(basic_server&&) noexcept;
@@ -131,6 +142,12 @@ class basic_server {
  private:
   struct state;
   explicit basic_server(std::shared_ptr<state> s) noexcept;
+  // Makes one listener: on `executor`, bound to `local`.
+  using listener_factory =
+      std::function<Listener(const asio::any_io_executor& executor, const endpoint& local)>;
+  static basic_server bind_with(runtime& on, const endpoint& local,
+                                const listener_factory& make_listener, handler_type handler,
+                                server_options options);
   // Starts a stop with no grace unless one has begun; the state lives on in its coroutines.
   void abandon() noexcept;
   std::shared_ptr<state> state_;

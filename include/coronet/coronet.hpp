@@ -1,5 +1,6 @@
 #pragma once
-// coronet: coroutine sockets on standalone Asio. Include this for everything.
+// coronet: coroutine sockets on standalone Asio. Include this for everything but TLS, which
+// coronet/tls.hpp adds.
 
 #include "coronet/basic_datagram.hpp"
 #include "coronet/basic_listener.hpp"

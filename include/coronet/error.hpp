@@ -22,10 +22,17 @@ enum class errc {
   unix_path_too_long,   ///< a Unix-domain path or abstract name did not fit sockaddr_un (107 bytes)
   datagram_truncated,   ///< a datagram or message was larger than the buffer given for it
   icmp_not_permitted,   ///< neither a raw nor an unprivileged (ping) ICMP socket is allowed
-  wrong_address_family,  ///< an endpoint of another family (a Unix path given to TCP, ...)
-  not_a_socket_file,     ///< a Unix socket path names an existing file that is not a socket
-  line_too_long,         ///< a line (or a read_until() piece) longer than the reader's limit
-  unexpected_eof,        ///< the stream ended in the middle of a line or message
+  wrong_address_family,       ///< an endpoint of another family (a Unix path given to TCP, ...)
+  not_a_socket_file,          ///< a Unix socket path names an existing file that is not a socket
+  line_too_long,              ///< a line (or a read_until() piece) longer than the reader's limit
+  unexpected_eof,             ///< the stream ended in the middle of a line or message
+  tls_certificate_untrusted,  ///< the peer's certificate does not chain to a trusted authority
+  tls_certificate_expired,    ///< the peer's certificate is expired or not yet valid
+  tls_host_name_mismatch,     ///< the peer's certificate is for another host name or address
+  tls_handshake_failed,       ///< no TLS session: not TLS, nothing in common, rejected, closed
+  tls_truncated,              ///< the peer closed the connection without a TLS close_notify
+  tls_protocol_error,         ///< a corrupt or unexpected TLS record after the handshake
+  tls_send_interrupted,       ///< an earlier send was cut off mid-record: the stream cannot send
 };
 
 /// The category of coronet::errc; its name is "coronet".

@@ -1,4 +1,5 @@
-// A loopback round trip through the installed coronet: exits 0 only if "ping" comes back.
+// A loopback round trip through the installed coronet: exits 0 only if "ping" comes back. It
+// also makes a TLS client context, so that OpenSSL's headers and libraries are found too.
 #include <array>
 #include <cstdio>
 #include <string_view>
@@ -7,6 +8,7 @@
 #include <asio/io_context.hpp>
 
 #include <coronet/coronet.hpp>
+#include <coronet/tls.hpp>
 
 namespace {
 
@@ -30,6 +32,7 @@ asio::awaitable<int> round_trip() {
 }  // namespace
 
 int main() {
+  if (coronet::tls_context::client({.verify_peer = false}).is_server()) return 4;
   asio::io_context context;
   int code = 2;
   asio::co_spawn(context, round_trip(),
