@@ -4,8 +4,10 @@
 //
 // Run:    build/bin/echo_server --tcp 127.0.0.1:7000 --udp 127.0.0.1:7000 --unix /tmp/echo.sock
 //         (add --threads 4 --stats 5 to choose the threads and watch the counts)
+//         build/bin/echo_server --tls 127.0.0.1:7443 --cert cert.pem --key key.pem
 // Pair:   build/bin/echo_client --target 127.0.0.1:7000 --connections 1000   (or: nc 127.0.0.1
-//         7000, nc -u 127.0.0.1 7000, nc -U /tmp/echo.sock)
+//         7000, nc -u 127.0.0.1 7000, nc -U /tmp/echo.sock, openssl s_client -connect
+//         127.0.0.1:7443 -CAfile ca.pem)
 // Stop:   Ctrl-C or SIGTERM: closes the UDP sockets, stops accepting, gives live connections
 //         --grace seconds (1) to finish, closes the rest, removes the socket files it created,
 //         exits 0. A second signal stops at once.
@@ -18,6 +20,12 @@
 //                        kernel spreading datagrams over them by the peers' addresses (so a
 //                        UDP port another SO_REUSEPORT socket of this user holds, a repeated
 //                        --udp ADDR included, is shared rather than refused).
+//   --tls ADDR           a TLS server (tls_server) on ADDR; repeatable. Each connection shakes
+//                        hands in its own session, within 10 s (or --idle-timeout if shorter);
+//                        a failed handshake is logged with OpenSSL's reason and that connection
+//                        closed. Its ready line is `listening tls HOST:PORT`.
+//   --cert FILE, --key FILE   the TLS servers' certificate (PEM, the chain after it) and key;
+//                        required with --tls.
 //   --threads N          runtime threads (default: one per hardware thread).
 //   --placement round-robin|reuse-port   for the TCP servers (default round-robin): one accept
 //                        loop handing connections to each thread in turn, or one SO_REUSEPORT
@@ -36,15 +44,16 @@
 //                        thread 0/1/..., from the connection table.
 //   --log-level LEVEL    trace, debug, info (default), warn, error or off.
 //
-// Workers: --workers N runs N processes, each serving every --tcp listener with --threads
-//                        threads of its own (default 1) through SO_REUSEPORT listeners on the
-//                        same port; the parent reserves the ports (port 0 resolves once for
+// Workers: --workers N runs N processes, each serving every --tcp and --tls listener with
+//                        --threads threads of its own (default 1) through SO_REUSEPORT listeners on
+//                        the same port; the parent reserves the ports (port 0 resolves once for
 //                        all), prints the ready lines once every worker serves, restarts a
 //                        worker that dies (logged, with a growing delay if it keeps dying at
 //                        once), and passes SIGINT, SIGTERM and SIGUSR1 on to the workers; it
 //                        exits 0 once every worker has stopped. A worker's log lines name it:
-//                        "[worker 1 pid 4242]". --workers serves --tcp only (a UDP socket or a
-//                        Unix listener belongs to one process) and implies reuse-port.
+//                        "[worker 1 pid 4242]". --workers serves --tcp and --tls only (a UDP
+//                        socket or a Unix listener belongs to one process) and implies
+//                        reuse-port.
 //
 // Connection table (SIGUSR1), written to stderr whatever the log level: a header line, then
 // one line per open connection of every TCP and Unix server, in columns:
@@ -53,9 +62,9 @@
 // id: the server's number for the connection (the local column tells the servers apart); fd:
 // its descriptor; thread: the runtime thread serving it; age_s: seconds since it was accepted.
 //
-// Exit codes: 0 after a signal; 1 when an address is malformed or cannot be bound (one line
-// on stderr), or with --workers when a worker fails before all serve or has to be killed at
-// the stop; 2 for a command-line mistake (usage on stderr).
+// Exit codes: 0 after a signal; 1 when an address is malformed or cannot be bound, or the
+// certificate or key cannot be loaded (one line on stderr), or with --workers when a worker fails
+// before all serve or has to be killed at the stop; 2 for a command-line mistake (usage on stderr).
 
 #include <array>
 #include <chrono>
@@ -88,7 +97,7 @@ constexpr auto nothrow_awaitable = asio::experimental::as_tuple(asio::use_awaita
 
 // What the command line asked to listen on, in its order.
 struct listen_request {
-  enum class kind { tcp, udp, unix_stream } what;
+  enum class kind { tcp, tls, udp, unix_stream } what;
   std::string text;
 };
 
@@ -96,6 +105,7 @@ struct listen_request {
 coronet::endpoint address_of(const listen_request& request) {
   using kind = listen_request::kind;
   const char* option = request.what == kind::tcp   ? "--tcp"
+                       : request.what == kind::tls ? "--tls"
                        : request.what == kind::udp ? "--udp"
                                                    : "--unix";
   auto ep = request.what == kind::unix_stream ? coronet::endpoint::unix_domain(request.text)
@@ -108,10 +118,10 @@ coronet::endpoint address_of(const listen_request& request) {
   return *ep;
 }
 
-// A TCP or Unix server, with the name the stats line gives it.
+// A TCP, TLS or Unix server, with the name the stats line gives it.
 struct stream_server {
   std::string label;  // "tcp 127.0.0.1:7000" or "unix /tmp/echo.sock": the ready line's words
-  std::variant<coronet::tcp_server, coronet::unix_server> server;
+  std::variant<coronet::tcp_server, coronet::tls_server, coronet::unix_server> server;
 
   coronet::server_stats stats() const {
     return std::visit([](const auto& s) { return s.stats(); }, server);
@@ -128,16 +138,19 @@ struct stream_server {
 // then on only context 0 touches it (stats, SIGUSR1, the graceful stop), except the UDP
 // sockets, each touched only on its own thread.
 struct echo_service {
-  echo_service(coronet::runtime& on, coronet::server_options o, coronet::timeout idle_limit)
+  echo_service(coronet::runtime& on, coronet::server_options o, coronet::timeout idle_limit,
+               std::optional<coronet::tls_context> tls_context)
       : runtime(on),
         options(o),
         idle(idle_limit),
+        tls(std::move(tls_context)),
         dump_signal(on.context(0), SIGUSR1),
         stats_timer(on.context(0)) {}
 
   coronet::runtime& runtime;
   const coronet::server_options options;  // placement applies to the TCP servers only
   const coronet::timeout idle;
+  const std::optional<coronet::tls_context> tls;  // with --tls: --cert and --key
   std::vector<stream_server> servers;
   // One socket per runtime thread for every --udp; socket k belongs to context k.
   std::vector<std::shared_ptr<coronet::udp_socket>> udp;
@@ -161,6 +174,17 @@ struct echo_service {
               },
               options);
           std::string label = "tcp " + server.local_endpoint().to_string();
+          servers.push_back({label, std::move(server)});
+          return "listening " + label;
+        }
+        case kind::tls: {
+          auto server = coronet::tls_server::bind(
+              runtime, ep, tls.value(),
+              [limit](coronet::tls_stream stream) {
+                return coronet_examples::tls_echo_session(std::move(stream), limit);
+              },
+              options);
+          std::string label = "tls " + server.local_endpoint().to_string();
           servers.push_back({label, std::move(server)});
           return "listening " + label;
         }
@@ -310,6 +334,7 @@ struct server_config {
   coronet::timeout grace;
   std::optional<coronet::timeout::duration> stats_every;
   coronet::result<std::size_t> file_limit;  // what raising the descriptor limit came to
+  std::optional<coronet::tls_context> tls;  // loaded from --cert and --key
 };
 
 // Binds every listener, then serves until SIGINT/SIGTERM and the graceful stop; returns the
@@ -318,7 +343,7 @@ int serve(const server_config& config,
           const std::function<void(const std::vector<std::string>&)>& bound) {
   auto runtime = make_runtime(config.threads);
   // Declared after the runtime, so destroyed before it: a server must not outlive its runtime.
-  echo_service echo(runtime, config.options, config.idle);
+  echo_service echo(runtime, config.options, config.idle, config.tls);
   std::vector<std::string> ready_lines;
   try {
     for (const auto& request : config.requests) ready_lines.push_back(echo.bind(request));
@@ -363,7 +388,8 @@ int serve_with_workers(server_config config, std::size_t workers) {
     for (auto& request : config.requests) {
       ports.push_back(coronet::reserved_port::bind(address_of(request)));
       request.text = ports.back().local_endpoint().to_string();
-      ready_lines.push_back("listening tcp " + request.text);
+      const char* kind = request.what == listen_request::kind::tls ? "tls" : "tcp";
+      ready_lines.push_back(std::string("listening ") + kind + " " + request.text);
     }
   } catch (const std::exception& e) {
     std::cerr << "echo_server: " << e.what() << std::endl;
@@ -391,6 +417,9 @@ int main(int argc, char** argv) {
 
   CLI::App app("coronet echo server: sends every byte back to its sender", "echo_server");
   std::vector<std::string> tcp_addresses;
+  std::vector<std::string> tls_addresses;
+  std::string cert_file;
+  std::string key_file;
   std::vector<std::string> udp_addresses;
   std::vector<std::string> unix_paths;
   unsigned threads = 1;
@@ -406,6 +435,15 @@ int main(int argc, char** argv) {
       app.add_option("--tcp", tcp_addresses, "TCP on ADDR (127.0.0.1:0, [::1]:7000); repeatable")
           ->type_name("ADDR")
           ->allow_extra_args(false);
+  auto* tls_option = app.add_option("--tls", tls_addresses,
+                                    "TLS over TCP on ADDR, with --cert and --key; repeatable")
+                         ->type_name("ADDR")
+                         ->allow_extra_args(false);
+  auto* cert_option =
+      app.add_option("--cert", cert_file, "the TLS servers' certificate (PEM; the chain after it)")
+          ->type_name("FILE");
+  auto* key_option =
+      app.add_option("--key", key_file, "the private key of --cert (PEM)")->type_name("FILE");
   auto* udp_option = app.add_option("--udp", udp_addresses, "UDP on ADDR; repeatable")
                          ->type_name("ADDR")
                          ->allow_extra_args(false);
@@ -456,17 +494,29 @@ int main(int argc, char** argv) {
   }
 
   std::vector<listen_request> requests;
-  std::size_t next_tcp = 0, next_udp = 0, next_unix = 0;
+  std::size_t next_tcp = 0, next_tls = 0, next_udp = 0, next_unix = 0;
   for (const CLI::Option* option : app.parse_order()) {
     using kind = listen_request::kind;
     if (option == tcp_option) requests.push_back({kind::tcp, tcp_addresses.at(next_tcp++)});
+    if (option == tls_option) requests.push_back({kind::tls, tls_addresses.at(next_tls++)});
     if (option == udp_option) requests.push_back({kind::udp, udp_addresses.at(next_udp++)});
     if (option == unix_option) requests.push_back({kind::unix_stream, unix_paths.at(next_unix++)});
   }
   if (requests.empty()) {
-    std::cerr << "echo_server: no listener: give at least one --tcp, --udp or --unix\n"
+    std::cerr << "echo_server: no listener: give at least one --tcp, --tls, --udp or --unix\n"
               << app.help();
     return 2;
+  }
+  const auto usage = [&app](const std::string& problem) {
+    std::cerr << "echo_server: " << problem << "\n\n" << app.help();
+    return 2;
+  };
+  const bool with_tls = tls_option->count() > 0;
+  if (with_tls && (cert_option->count() == 0 || key_option->count() == 0)) {
+    return usage("--tls needs --cert FILE and --key FILE");
+  }
+  if (!with_tls && (cert_option->count() > 0 || key_option->count() > 0)) {
+    return usage("--cert and --key are for --tls listeners");
   }
   coronet::set_log_level(coronet::parse_log_level(log_level).value());
 
@@ -483,17 +533,22 @@ int main(int argc, char** argv) {
       .grace = seconds(grace_seconds),
       .stats_every =
           stats_option->count() > 0 ? std::optional(seconds(stats_seconds)) : std::nullopt,
-      .file_limit = file_limit};
+      .file_limit = file_limit,
+      .tls = std::nullopt};
+  if (with_tls) {
+    try {
+      config.tls = coronet::tls_context::server({.cert_file = cert_file, .key_file = key_file});
+    } catch (const std::system_error& e) {
+      std::cerr << "echo_server: " << e.what() << std::endl;
+      return 1;
+    }
+  }
   if (workers_option->count() == 0) return serve(config, print_ready_lines);
 
   // Worker processes share TCP ports only: a UDP socket or a Unix listener is one process's.
-  const auto usage = [&app](const std::string& problem) {
-    std::cerr << "echo_server: " << problem << "\n\n" << app.help();
-    return 2;
-  };
   for (const auto& request : config.requests) {
-    if (request.what != listen_request::kind::tcp) {
-      return usage("--workers serves --tcp listeners only, not --udp or --unix");
+    if (request.what != listen_request::kind::tcp && request.what != listen_request::kind::tls) {
+      return usage("--workers serves --tcp and --tls listeners only, not --udp or --unix");
     }
   }
   if (placement_option->count() > 0 && placement != "reuse-port") {

@@ -3,6 +3,7 @@
 // the built-in server the harness measures is exactly the one echo_server runs.
 
 #include <array>
+#include <chrono>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <asio/buffer.hpp>
 
 #include "coronet/coronet.hpp"
+#include "coronet/tls.hpp"
 
 namespace coronet_examples {
 
@@ -128,6 +130,48 @@ inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) 
     }
     if (left.error) {
       debug_line(stream, "send failed: ", left.error);
+      break;
+    }
+  }
+  stream.close();
+}
+
+// The longest a TLS client may take to complete its handshake, unless the idle limit is
+// shorter: a client that connects and never speaks TLS is let go.
+constexpr auto tls_handshake_limit = std::chrono::seconds(10);
+
+// A TLS session: the handshake (logged when it fails: a client that does not speak TLS, or
+// rejects the certificate), then each receive's decrypted bytes echoed whole until the peer's
+// close_notify, answered with this side's own. TLS decrypts a record at a time into the
+// buffer it is given, so the session keeps a record's worth of its own rather than borrowing.
+inline asio::awaitable<void> tls_echo_session(coronet::tls_stream stream, coronet::timeout idle) {
+  debug_line(stream, "connected");
+  (void)stream.set_option(coronet::option::no_delay{true});
+  const coronet::timeout handshake_limit =
+      !idle.is_none() && idle.value() < tls_handshake_limit ? idle : tls_handshake_limit;
+  if (auto shaken = co_await stream.handshake(handshake_limit); !shaken) {
+    coronet::log().info("{}: TLS handshake failed: {} ({})", stream.remote_endpoint().to_string(),
+                        shaken.error().message(), stream.failure_detail());
+    co_return;
+  }
+  constexpr std::size_t record_bytes = 16 * 1024;
+  const auto buffer = std::make_unique<char[]>(record_bytes);
+  for (;;) {
+    auto got = co_await stream.recv(asio::buffer(buffer.get(), record_bytes), idle);
+    if (!got) {
+      if (got.error() == coronet::errc::eof) {
+        (void)co_await stream.shutdown(std::chrono::seconds(5));
+        debug_line(stream, "closed by peer");
+      } else if (got.error() == std::errc::timed_out) {
+        debug_line(stream, "idle, closing");
+      } else {
+        debug_line(stream, "receive failed: ", got.error());
+      }
+      break;
+    }
+    auto sent = co_await stream.send_all(asio::buffer(buffer.get(), got.bytes()));
+    if (!sent) {
+      debug_line(stream, "send failed: ", sent.error());
       break;
     }
   }

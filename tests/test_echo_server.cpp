@@ -33,6 +33,7 @@
 #include "support/connection_table.hpp"
 #include "support/proc.hpp"
 #include "support/run.hpp"
+#include "support/tls.hpp"
 
 using namespace std::chrono_literals;
 using coronet::tcp_stream;
@@ -131,6 +132,9 @@ TEST_CASE("echo_server: usage errors exit 2 with the usage on stderr") {
       {"--udp", "127.0.0.1:0", "--workers", "2"},           // a UDP socket is one process's
       {"--unix", "/tmp/coronet-w.sock", "--workers", "2"},  // and so is a Unix listener
       {"--tcp", "127.0.0.1:0", "--workers", "2", "--placement", "round-robin"},
+      {"--tls", "127.0.0.1:0"},                                       // no --cert and --key
+      {"--tls", "127.0.0.1:0", "--cert", "c.pem"},                    // no --key
+      {"--tcp", "127.0.0.1:0", "--cert", "c.pem", "--key", "k.pem"},  // and no --tls
   };
   for (const auto& args : cases) {
     std::string shown;
@@ -820,4 +824,99 @@ TEST_CASE("echo_server: --workers - the workers stop when the parent is killed")
   server.send_signal(SIGKILL);
   CHECK(server.wait(5s) == 128 + SIGKILL);
   for (const auto& [index, pid] : workers) CHECK(process_gone_within(pid, 5s));
+}
+
+TEST_CASE("echo_server: --tls serves TLS - a plain client is logged and it goes on serving") {
+  const auto& pki = test::pki();
+  child_process server(echo_server, {"--tls", "127.0.0.1:0", "--cert", pki.server_cert, "--key",
+                                     pki.server_key, "--tcp", "127.0.0.1:0", "--threads", "2"});
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s), "tls");
+  const auto plain_where = test::ready_endpoint(server.read_stdout_line(5s), "tcp");
+  test::run(
+      [&]() -> asio::awaitable<void> {
+        // A client that speaks plain text to the TLS port: the server ends that connection.
+        auto plain = co_await tcp_stream::connect(where);
+        REQUIRE(plain);
+        REQUIRE(co_await plain->send_all(asio::buffer(std::string_view("hello\n"))));
+        std::array<char, 256> buffer{};
+        coronet::io_result got(0);
+        do {
+          got = co_await plain->recv(asio::buffer(buffer), 5s);
+        } while (got);
+        CHECK(got.error() != std::errc::timed_out);
+
+        // TLS clients, verified against the test CA, each get their own bytes back.
+        for (int i = 0; i < 3; ++i) {
+          auto client =
+              co_await coronet::tls_stream::connect(where, test::client_tls(), {.limit = 5s});
+          REQUIRE_MESSAGE(client, client.error().message());
+          const std::string payload(20'000 + static_cast<std::size_t>(i),
+                                    static_cast<char>('a' + i));
+          REQUIRE(co_await client->send_all(asio::buffer(payload)));
+          std::string back(payload.size(), '\0');
+          REQUIRE(co_await client->recv_exact(asio::buffer(back), 5s));
+          CHECK(back == payload);
+          // A clean end: the server answers close_notify with its own.
+          REQUIRE(co_await client->shutdown(5s));
+          auto end = co_await client->recv(asio::buffer(buffer), 5s);
+          CHECK(end.error() == coronet::errc::eof);
+        }
+        // The plain TCP listener beside it is unaffected.
+        co_await expect_echo(plain_where, "plain");
+      },
+      20s);
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(5s) == 0);
+  const auto err = server.read_all_stderr(5s);
+  CHECK_MESSAGE(err.find("TLS handshake failed: TLS handshake failed") != std::string::npos, err);
+}
+
+TEST_CASE("echo_server: --tls with a certificate it cannot load exits 1 with one line") {
+  const auto& pki = test::pki();
+  check_setup_failure(
+      {"--tls", "127.0.0.1:0", "--cert", "/nonexistent/cert.pem", "--key", pki.server_key},
+      "cannot read the certificate file '/nonexistent/cert.pem'");
+  check_setup_failure({"--tls", "127.0.0.1:0", "--cert", pki.server_cert, "--key", pki.client_key},
+                      "does not match the certificate");
+}
+
+TEST_CASE("echo_server: --tls answers openssl s_client, a real TLS peer") {
+  const auto& pki = test::pki();
+  child_process server(echo_server, {"--tls", "127.0.0.1:0", "--cert", pki.server_cert, "--key",
+                                     pki.server_key, "--threads", "1"});
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s), "tls");
+  child_process client(test::openssl_program(),
+                       {"s_client", "-connect", where.to_string(), "-CAfile", pki.ca_cert,
+                        "-verify_return_error", "-verify_ip", "127.0.0.1", "-quiet", "-no_ign_eof"},
+                       coronet::test::stdin_source::pipe());
+  REQUIRE(client.write_stdin("one line\n"));
+  const auto line = client.read_stdout_line(10s);
+  REQUIRE(line.has_value());
+  CHECK(*line == "one line");
+  client.close_stdin();
+  CHECK(client.wait(10s) == 0);
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(5s) == 0);
+}
+
+TEST_CASE("echo_server: --workers 2 serves --tls from both processes") {
+  const auto& pki = test::pki();
+  child_process server(echo_server, {"--tls", "127.0.0.1:0", "--cert", pki.server_cert, "--key",
+                                     pki.server_key, "--workers", "2"});
+  const auto where = test::ready_endpoint(server.read_stdout_line(10s), "tls");
+  test::run(
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < 8; ++i) {
+          auto client =
+              co_await coronet::tls_stream::connect(where, test::client_tls(), {.limit = 5s});
+          REQUIRE_MESSAGE(client, client.error().message());
+          REQUIRE(co_await client->send_all(asio::buffer(std::string_view("worker"))));
+          std::array<char, 6> back{};
+          REQUIRE(co_await client->recv_exact(asio::buffer(back), 5s));
+          CHECK(std::string_view(back.data(), back.size()) == "worker");
+        }
+      },
+      20s);
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(10s) == 0);
 }
