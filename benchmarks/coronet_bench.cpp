@@ -24,6 +24,14 @@
 //             connection. Every round trip counts as a message. With --server-pid the server's
 //             RSS is read before the first connect and during the window, and the difference
 //             per connection is reported.
+//   connect   (tcp and unix) each connection, once all are open, closes and connects again
+//             and again, with one checked round trip and a clean end (FIN, or TLS close_notify
+//             answered) on every one: a message is a whole connection, so msg/s is connections
+//             (with --tls, handshakes) per second and the latency is a connection's life.
+// TLS:    --tls connects to a --target TLS server (echo_server --tls) and shakes hands on each
+//         connection before its traffic; --tls-ca FILE verifies the server against that CA
+//         (without it nothing is verified: the benchmark measures, it does not authenticate).
+//         build/bin/coronet_bench --tls --tls-ca ca.pem --target 127.0.0.1:7443 --mode connect
 // Phases: connect every socket (at most 512 connects in flight), then --warmup seconds of
 // traffic that is not counted, then --duration seconds measured: messages completed inside
 // that window, their latencies, and the CPU time the client (and the server, when known)
@@ -60,6 +68,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -90,7 +99,7 @@ constexpr auto udp_reply_limit = std::chrono::seconds(1);
 constexpr auto connect_limit = std::chrono::seconds(10);
 
 enum class proto { tcp, udp, unix_stream };
-enum class mode { pingpong, flood, idle };
+enum class mode { pingpong, flood, idle, connect };
 
 struct options {
   proto protocol = proto::tcp;
@@ -106,6 +115,8 @@ struct options {
   std::optional<int> server_pid;
   std::size_t sources = 0;                           // 0: as many as the ephemeral ports need
   std::optional<asio::ip::address_v4> first_source;  // empty: 127.0.0.1
+  bool tls = false;                                  // TLS over TCP
+  std::string tls_ca;                                // trust this CA file; empty: no verification
 };
 
 std::string_view to_string(mode m) {
@@ -113,6 +124,7 @@ std::string_view to_string(mode m) {
     case mode::pingpong: return "pingpong";
     case mode::flood: return "flood";
     case mode::idle: return "idle";
+    case mode::connect: return "connect";
   }
   return "?";
 }
@@ -252,7 +264,8 @@ struct thread_state {
 struct bench {
   options opts;
   coronet::endpoint target;
-  std::vector<coronet::endpoint> sources;  // empty: let connect() pick
+  std::vector<coronet::endpoint> sources;   // empty: let connect() pick
+  std::optional<coronet::tls_context> tls;  // with --tls
   schedule when;
   std::vector<std::unique_ptr<thread_state>> threads;
   std::atomic<std::size_t> connects_done{0};
@@ -302,10 +315,21 @@ void stamp(std::vector<char>& message, std::uint32_t id, std::uint64_t sequence)
 // ---------------------------------------------------------------------------------------------
 // Stream connections (TCP and Unix).
 
+// The end of sending: TCP's FIN, or TLS's close_notify.
+template <class Stream>
+asio::awaitable<void> half_close(Stream& stream) {
+  if constexpr (std::is_same_v<Stream, coronet::tls_stream>) {
+    (void)co_await stream.shutdown(coronet::timeout(std::chrono::seconds(5)));
+  } else {
+    (void)stream.shutdown(coronet::shutdown_type::send);
+  }
+}
+
 template <class Stream>
 asio::awaitable<void> finish_stream(Stream& stream, thread_state& thread) {
-  // Half-close and wait for the server's FIN: a server must close what the client closed.
-  (void)stream.shutdown(coronet::shutdown_type::send);
+  // Half-close and wait for the server's FIN (over TLS, its close_notify): a server must close
+  // what the client closed.
+  co_await half_close(stream);
   char tail = 0;
   auto end =
       co_await stream.recv(asio::buffer(&tail, 1), coronet::timeout(std::chrono::seconds(5)));
@@ -360,7 +384,7 @@ asio::awaitable<void> flood_writer(Stream& stream, const std::vector<char>& mess
       co_return;
     }
   }
-  (void)stream.shutdown(coronet::shutdown_type::send);
+  co_await half_close(stream);
 }
 
 template <class Stream>
@@ -479,7 +503,41 @@ asio::awaitable<void> run_stream(Stream& stream, std::uint32_t id, end_guard& gu
   switch (b.opts.kind) {
     case mode::pingpong: co_await stream_pingpong(stream, id, b, thread); break;
     case mode::flood: co_await stream_flood(stream, id, b, thread); break;
-    case mode::idle: break;  // above
+    case mode::connect: co_await finish_stream(stream, thread); break;  // then stream_reconnect
+    case mode::idle: break;                                             // above
+  }
+}
+
+// Connect mode, after the first connection: connect again and again until the window ends,
+// with one checked round trip and a clean end on each connection. A message is one whole
+// connection: connect (with its TLS handshake), round trip and close. `connect()` gives a new
+// connected stream.
+template <class Connect>
+asio::awaitable<void> stream_reconnect(Connect connect, std::uint32_t id, bench& b,
+                                       thread_state& thread) {
+  auto message = pattern(id, b.opts.size);
+  std::vector<char> reply(b.opts.size);
+  for (std::uint64_t sequence = 1;; ++sequence) {
+    const auto started_at = now_ns();
+    if (!b.when.running(started_at)) break;
+    auto stream = co_await connect();
+    if (!stream) {
+      ++thread.errors.connect;
+      coronet::log().warn("connection {}: cannot connect again: {}", id, stream.error().message());
+      co_return;
+    }
+    stamp(message, id, sequence);
+    auto sent = co_await stream->send_all(asio::buffer(message));
+    auto got = sent ? co_await stream->recv_exact(asio::buffer(reply))
+                    : coronet::io_result(0, sent.error());
+    if (!got || reply != message) {
+      ++(got ? thread.errors.mismatch : thread.errors.io);
+      coronet::log().warn("connection {}: {}", id,
+                          got ? "reply differs from its message" : got.error().message());
+      co_return;
+    }
+    co_await finish_stream(*stream, thread);
+    thread.completed(started_at, now_ns(), b.when);
   }
 }
 
@@ -493,17 +551,49 @@ void connect_failed(end_guard& guard, const bench& b, thread_state& thread, std:
   guard.count_connect();
 }
 
-asio::awaitable<void> tcp_connection(std::uint32_t id, bench& b, thread_state& thread) {
-  end_guard guard{b};
+asio::awaitable<coronet::result<coronet::tcp_stream>> connect_tcp(const bench& b,
+                                                                  std::uint32_t id) {
   coronet::connect_options how{.limit = connect_limit};
   if (!b.sources.empty()) how.local = b.sources[id % b.sources.size()];
   auto stream = co_await coronet::tcp_stream::connect(b.target, how);
+  if (stream) (void)stream->set_option(coronet::option::no_delay{true});
+  co_return stream;
+}
+
+// TLS: the TCP connect as above, then the handshake, within the same limit.
+asio::awaitable<coronet::result<coronet::tls_stream>> connect_tls(const bench& b,
+                                                                  std::uint32_t id) {
+  auto tcp = co_await connect_tcp(b, id);
+  if (!tcp) co_return tcp.error();
+  coronet::tls_stream stream(std::move(*tcp), *b.tls);
+  if (auto shaken = co_await stream.handshake(connect_limit); !shaken) {
+    if (id < 3) coronet::log().warn("TLS: {}", stream.failure_detail());
+    co_return shaken.error();
+  }
+  co_return std::move(stream);
+}
+
+// A stream connection's life: connect, the mode's traffic, and in connect mode the rest of
+// its connections.
+template <class Connect>
+asio::awaitable<void> stream_connection(Connect connect, std::uint32_t id, bench& b,
+                                        thread_state& thread) {
+  end_guard guard{b};
+  auto stream = co_await connect();
   if (!stream) {
     connect_failed(guard, b, thread, id, stream.error());
     co_return;
   }
-  (void)stream->set_option(coronet::option::no_delay{true});
   co_await run_stream(*stream, id, guard, b, thread);
+  if (b.opts.kind == mode::connect) co_await stream_reconnect(connect, id, b, thread);
+}
+
+asio::awaitable<void> tcp_connection(std::uint32_t id, bench& b, thread_state& thread) {
+  co_await stream_connection([&b, id] { return connect_tcp(b, id); }, id, b, thread);
+}
+
+asio::awaitable<void> tls_connection(std::uint32_t id, bench& b, thread_state& thread) {
+  co_await stream_connection([&b, id] { return connect_tls(b, id); }, id, b, thread);
 }
 
 asio::awaitable<coronet::result<void>> connect_socket(asio::local::stream_protocol::socket& socket,
@@ -535,13 +625,7 @@ asio::awaitable<coronet::result<coronet::unix_stream>> connect_autobound(
 }
 
 asio::awaitable<void> unix_connection(std::uint32_t id, bench& b, thread_state& thread) {
-  end_guard guard{b};
-  auto stream = co_await connect_autobound(b.target);
-  if (!stream) {
-    connect_failed(guard, b, thread, id, stream.error());
-    co_return;
-  }
-  co_await run_stream(*stream, id, guard, b, thread);
+  co_await stream_connection([&b] { return connect_autobound(b.target); }, id, b, thread);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -920,6 +1004,10 @@ report run(const options& opts) {
   b.opts = opts;
   b.target = target;
   b.sources = source_addresses(opts, target);
+  if (opts.tls) {
+    b.tls = opts.tls_ca.empty() ? coronet::tls_context::client({.verify_peer = false})
+                                : coronet::tls_context::client({.ca_file = opts.tls_ca});
+  }
   out.source_addresses = std::max<std::size_t>(b.sources.size(), 1);
   if (!b.sources.empty()) out.first_source = b.sources.front().address().to_string();
 
@@ -941,7 +1029,11 @@ report run(const options& opts) {
     const auto n = static_cast<std::uint32_t>(id);
     switch (opts.protocol) {
       case proto::tcp:
-        client.spawn(index, tcp_connection(n, b, thread), "bench tcp connection");
+        if (opts.tls) {
+          client.spawn(index, tls_connection(n, b, thread), "bench tls connection");
+        } else {
+          client.spawn(index, tcp_connection(n, b, thread), "bench tcp connection");
+        }
         break;
       case proto::unix_stream:
         client.spawn(index, unix_connection(n, b, thread), "bench unix connection");
@@ -1064,6 +1156,7 @@ nlohmann::json to_json(const report& r) {
   nlohmann::json out = {
       {"proto", to_string(r.opts.protocol)},
       {"mode", to_string(r.opts.kind)},
+      {"tls", r.opts.tls},
       {"connections", r.opts.connections},
       {"size", r.opts.size},
       {"threads", r.opts.threads},
@@ -1189,9 +1282,11 @@ int main(int argc, char** argv) {
   app.add_option("--proto", protocol, "tcp, udp or unix")
       ->check(CLI::IsMember({"tcp", "udp", "unix"}));
   app.add_option("--mode", kind,
-                 "pingpong (one message in flight), flood, or idle (one round trip, then "
-                 "silence: with --server-pid, the server's memory per connection)")
-      ->check(CLI::IsMember({"pingpong", "flood", "idle"}));
+                 "pingpong (one message in flight), flood, idle (one round trip, then "
+                 "silence: with --server-pid, the server's memory per connection), or connect "
+                 "(each connection connects again and again, one round trip each: a message "
+                 "is a whole connection, its TLS handshake included)")
+      ->check(CLI::IsMember({"pingpong", "flood", "idle", "connect"}));
   app.add_option("--connections", opts.connections, "concurrent connections (UDP: sockets)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   app.add_option("--size", opts.size, "bytes per message")
@@ -1222,6 +1317,13 @@ int main(int argc, char** argv) {
                      "the first source address (127.x.x.x; default 127.0.0.1), the others "
                      "following it: several clients of one server each take their own")
           ->type_name("ADDR");
+  auto* tls_flag =
+      app.add_flag("--tls", opts.tls, "TLS over TCP, to a --target TLS server (echo_server --tls)");
+  app.add_option("--tls-ca", opts.tls_ca,
+                 "verify the server's certificate against this CA file (default: no "
+                 "verification; the benchmark measures, it does not authenticate)")
+      ->type_name("FILE")
+      ->needs(tls_flag);
   app.add_option("--json", opts.json_path, "also write the results as one JSON object here");
   try {
     app.parse(argc, argv);
@@ -1234,15 +1336,22 @@ int main(int argc, char** argv) {
   opts.protocol = protocol == "udp"    ? proto::udp
                   : protocol == "unix" ? proto::unix_stream
                                        : proto::tcp;
-  opts.kind = kind == "flood" ? mode::flood : kind == "idle" ? mode::idle : mode::pingpong;
+  opts.kind = kind == "flood"     ? mode::flood
+              : kind == "idle"    ? mode::idle
+              : kind == "connect" ? mode::connect
+                                  : mode::pingpong;
   if (server_pid != 0) opts.server_pid = server_pid;
   if (opts.protocol == proto::udp && opts.size > max_udp_payload) {
     std::cerr << "coronet_bench: --size " << opts.size << " is more than a UDP datagram holds ("
               << max_udp_payload << ")\n";
     return 2;
   }
-  if (opts.protocol == proto::udp && opts.kind == mode::idle) {
-    std::cerr << "coronet_bench: --mode idle is for tcp and unix connections\n";
+  if (opts.protocol == proto::udp && (opts.kind == mode::idle || opts.kind == mode::connect)) {
+    std::cerr << "coronet_bench: --mode " << kind << " is for tcp and unix connections\n";
+    return 2;
+  }
+  if (opts.tls && (opts.protocol != proto::tcp || opts.target.empty())) {
+    std::cerr << "coronet_bench: --tls is for --proto tcp with a --target (echo_server --tls)\n";
     return 2;
   }
   if (opts.protocol == proto::unix_stream &&

@@ -1,7 +1,7 @@
 # echo_servers.sh: sourced by instructions.sh and idle_memory.sh, which measure one echo server
-# at a time on 127.0.0.1 with one thread (io_uring.sh takes only `work` and its cleanup). It sets
-# up `work` (a temporary directory, removed at exit along with a server left running) and
-# defines:
+# at a time on 127.0.0.1 with one thread (io_uring.sh and tls.sh take only `work` and its
+# cleanup). It sets up `work` (a temporary directory, removed at exit along with a server left
+# running) and defines:
 #   server_program SPEC   the program of SPEC: coronet, asio, asio-coro, epoll (in $bin) or
 #                         NAME=PATH
 #   server_style SPEC     the options that pick its style (asio-coro: --coroutines), if any

@@ -14,6 +14,7 @@
 #include "../benchmarks/latency_histogram.hpp"
 #include "support/child_process.hpp"
 #include "support/run.hpp"
+#include "support/tls.hpp"
 
 namespace {
 
@@ -389,6 +390,15 @@ TEST_CASE("coronet_bench rejects bad input with a clear message") {
   auto idle_udp = run_to_exit(bench_path, {"--proto", "udp", "--mode", "idle"});
   CHECK(idle_udp.exit_code == 2);
   CHECK(idle_udp.err.find("--mode idle is for tcp and unix") != std::string::npos);
+  auto connect_udp = run_to_exit(bench_path, {"--proto", "udp", "--mode", "connect"});
+  CHECK(connect_udp.exit_code == 2);
+  CHECK(connect_udp.err.find("--mode connect is for tcp and unix") != std::string::npos);
+  auto tls_builtin = run_to_exit(bench_path, {"--tls"});
+  CHECK(tls_builtin.exit_code == 2);
+  CHECK(tls_builtin.err.find("--tls is for --proto tcp with a --target") != std::string::npos);
+  auto ca_alone = run_to_exit(bench_path, {"--tls-ca", "ca.pem", "--target", "127.0.0.1:9"});
+  CHECK(ca_alone.exit_code == 2);
+  CHECK(ca_alone.err.find("--tls-ca requires --tls") != std::string::npos);
 
   // Run-time failures: exit 1, a line naming what is wrong, no hang.
   auto garbage = run_to_exit(bench_path, {"--target", "not-an-address"});
@@ -443,4 +453,59 @@ TEST_CASE("coronet_bench counts a UDP reply missing for 1 s as a timeout error")
   CHECK(run.result.at("error_detail").at("io") == 0);
   CHECK(run.result.at("udp_sent").get<std::uint64_t>() >= 4);
   CHECK(run.result.at("latency_us").at("p50").is_null());
+}
+
+TEST_CASE("coronet_bench connect mode: a message is a whole connection, each one its own socket") {
+  auto args = pingpong_args("tcp", 4, "1", "0.2");
+  args[3] = "connect";
+  auto run = run_bench(args);
+  INFO(run.out, run.err);
+  CHECK(run.exit_code == 0);
+  REQUIRE(run.result.is_object());
+  CHECK(run.result.at("mode") == "connect");
+  CHECK(run.result.at("messages").get<std::uint64_t>() > 4);
+  CHECK(run.result.at("errors") == 0);
+  CHECK(run.result.at("sockets").at("unique_local_endpoints") == 4);
+}
+
+TEST_CASE("coronet_bench --tls measures echo_server --tls: ping-pong and handshakes") {
+  const auto& pki = coronet::test::pki();
+  child_process server(echo_server_path, {"--tls", "127.0.0.1:0", "--cert", pki.server_cert,
+                                          "--key", pki.server_key, "--threads", "1"});
+  const auto ready = server.read_stdout_line(std::chrono::seconds(5));
+  REQUIRE(ready);
+  const auto target = ready->substr(std::string("listening tls ").size());
+  const auto pid = std::to_string(server.pid());
+
+  auto args = pingpong_args("tcp", 20);
+  args.insert(args.end(),
+              {"--tls", "--tls-ca", pki.ca_cert, "--target", target, "--server-pid", pid});
+  auto run = run_bench(args);
+  INFO(run.out, run.err);
+  CHECK(run.exit_code == 0);
+  check_contract(run.result, "tcp", 20, 64, 2.0);
+  CHECK(run.result.at("tls") == true);
+  check_server_cpu(run.result);
+
+  auto connects = pingpong_args("tcp", 4, "1", "0.2");
+  connects[3] = "connect";
+  connects.insert(connects.end(), {"--tls", "--tls-ca", pki.ca_cert, "--target", target});
+  run = run_bench(connects);
+  INFO(run.out, run.err);
+  CHECK(run.exit_code == 0);
+  CHECK(run.result.at("mode") == "connect");
+  CHECK(run.result.at("messages").get<std::uint64_t>() > 4);
+  CHECK(run.result.at("errors") == 0);
+
+  // A CA that did not sign the server's certificate: every connect fails, and the run says so.
+  auto wary = pingpong_args("tcp", 3, "0.5", "0");
+  wary.insert(wary.end(), {"--tls", "--tls-ca", pki.other_ca_cert, "--target", target});
+  run = run_bench(wary);
+  CHECK(run.exit_code == 1);
+  CHECK(run.result.at("error_detail").at("connect") == 3);
+  CHECK_MESSAGE(run.err.find("unable to get local issuer certificate") != std::string::npos,
+                run.err);
+
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(std::chrono::seconds(5)) == 0);
 }
