@@ -65,17 +65,9 @@ for run in $(seq "$runs"); do
 done
 
 # One line per cell and transport: medians over the runs, read from each run's JSON.
-median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
-field() { { tr -d '\n ' <"$1"; echo; } | sed -n "s/.*$2.*/\1/p"; }
-printf '%-20s %-4s %10s  %-30s %9s %9s %14s\n' cell over "msg/s" runs "p50 us" "p99 us" "server us/msg"
+summary_header over
 for cell in "${cells[@]}"; do
   for transport in tcp tls; do
-    files=("$work/$transport-${cell// /-}-"*.json)
-    rates=$(for f in "${files[@]}"; do field "$f" '"msgs_per_sec":\([0-9.e+]*\),'; done)
-    p50=$(for f in "${files[@]}"; do field "$f" '"p50":\([0-9.e+]*\),'; done | median)
-    p99=$(for f in "${files[@]}"; do field "$f" '"p99":\([0-9.e+]*\),'; done | median)
-    cpu=$(for f in "${files[@]}"; do field "$f" '"server_cpu_s_per_msg":\([0-9.e+-]*\),'; done | median)
-    printf '%-20s %-4s %10.0f  %-30s %9.0f %9.0f %14.2f\n' "$cell" "$transport" \
-      "$(median <<<"$rates")" "$(printf '%.0f ' $rates)" "$p50" "$p99" "$(awk -v c="$cpu" 'BEGIN {print c * 1e6}')"
+    summary_row "$cell" "$transport" "$work/$transport-${cell// /-}-"*.json
   done
 done
