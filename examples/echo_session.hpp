@@ -38,6 +38,18 @@ void debug_line(const Stream& stream, std::string_view what, std::error_code err
                        error ? error.message() : std::string());
 }
 
+// The debug line of a session whose receive ended with `error`.
+template <class Stream>
+void debug_end(const Stream& stream, std::error_code error) {
+  if (error == coronet::errc::eof) {
+    debug_line(stream, "closed by peer");
+  } else if (error == std::errc::timed_out) {
+    debug_line(stream, "idle, closing");
+  } else {
+    debug_line(stream, "receive failed: ", error);
+  }
+}
+
 // A session's own buffer, for a peer that streams: as much as the thread's buffer holds.
 constexpr std::size_t own_buffer_size = 64 * 1024;
 // One wake-up that echoes at least this much makes the session receive into a buffer of its own
@@ -112,15 +124,9 @@ inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) 
     const auto into = own ? asio::buffer(own.get(), own_buffer_size) : asio::buffer(first);
     auto got = co_await stream.recv(into, idle);
     if (!got) {
-      if (got.error() == coronet::errc::eof) {
-        // Everything received was echoed: answer the peer's FIN with ours.
-        (void)stream.shutdown(coronet::shutdown_type::send);
-        debug_line(stream, "closed by peer");
-      } else if (got.error() == std::errc::timed_out) {
-        debug_line(stream, "idle, closing");
-      } else {
-        debug_line(stream, "receive failed: ", got.error());
-      }
+      // Everything received was echoed: answer the peer's FIN with ours.
+      if (got.error() == coronet::errc::eof) (void)stream.shutdown(coronet::shutdown_type::send);
+      debug_end(stream, got.error());
       break;
     }
     auto left = echo_now(stream, into, got.bytes(), own);
@@ -159,14 +165,10 @@ inline asio::awaitable<void> tls_echo_session(coronet::tls_stream stream, corone
   for (;;) {
     auto got = co_await stream.recv(asio::buffer(buffer.get(), record_bytes), idle);
     if (!got) {
-      if (got.error() == coronet::errc::eof) {
+      // The peer's close_notify, after everything it sent: answered with ours.
+      if (got.error() == coronet::errc::eof)
         (void)co_await stream.shutdown(std::chrono::seconds(5));
-        debug_line(stream, "closed by peer");
-      } else if (got.error() == std::errc::timed_out) {
-        debug_line(stream, "idle, closing");
-      } else {
-        debug_line(stream, "receive failed: ", got.error());
-      }
+      debug_end(stream, got.error());
       break;
     }
     auto sent = co_await stream.send_all(asio::buffer(buffer.get(), got.bytes()));

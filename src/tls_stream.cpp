@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 
 #include <array>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 
@@ -169,7 +170,8 @@ std::error_code tls_stream::send_error(const std::error_code& ec) {
   const auto error = io_error(ec);
   // OpenSSL has already made (and numbered) the record the cut-off write was sending: the
   // peer would see the next record out of sequence.
-  if (error == std::errc::operation_canceled || error == std::errc::timed_out) {
+  if (stage_ == stage::established &&
+      (error == std::errc::operation_canceled || error == std::errc::timed_out)) {
     send_interrupted_ = true;
   }
   return error;
@@ -185,57 +187,43 @@ io_result tls_stream::counted_sent(const std::error_code& ec, std::size_t n) {
   return io_result(n, send_error(ec));
 }
 
-asio::awaitable<io_result> tls_stream::send(asio::const_buffer data, call_timeout limit) {
-  if (send_interrupted_) co_return make_error_code(errc::tls_send_interrupted);
+// The handshake if it is still to come, then the operation `start(token)` starts, both within
+// `limit`. A failed handshake's error comes back as the operation's, with no bytes.
+template <class Start>
+asio::awaitable<std::tuple<std::error_code, std::size_t>> tls_stream::after_handshake(
+    Start start, call_timeout limit) {
   const detail::deadline until(limit_for(limit));
   if (stage_ != stage::established) {
     if (auto shaken = co_await finish_handshake(until.remaining()); !shaken) {
-      co_return shaken.error();
+      co_return std::tuple(shaken.error(), std::size_t{0});
     }
   }
-  auto [ec, n] = co_await detail::with_limit(
-      [&](auto token) { return stream_.async_write_some(data, std::move(token)); },
-      until.remaining());
+  co_return co_await detail::with_limit(std::move(start), until.remaining());
+}
+
+asio::awaitable<io_result> tls_stream::send(asio::const_buffer data, call_timeout limit) {
+  if (send_interrupted_) co_return make_error_code(errc::tls_send_interrupted);
+  auto [ec, n] = co_await after_handshake(
+      [&](auto token) { return stream_.async_write_some(data, std::move(token)); }, limit);
   co_return counted_sent(ec, n);
 }
 
 asio::awaitable<io_result> tls_stream::send_all(asio::const_buffer data, call_timeout limit) {
   if (send_interrupted_) co_return make_error_code(errc::tls_send_interrupted);
-  const detail::deadline until(limit_for(limit));
-  if (stage_ != stage::established) {
-    if (auto shaken = co_await finish_handshake(until.remaining()); !shaken) {
-      co_return shaken.error();
-    }
-  }
-  auto [ec, n] = co_await detail::with_limit(
-      [&](auto token) { return asio::async_write(stream_, data, std::move(token)); },
-      until.remaining());
+  auto [ec, n] = co_await after_handshake(
+      [&](auto token) { return asio::async_write(stream_, data, std::move(token)); }, limit);
   co_return counted_sent(ec, n);
 }
 
 asio::awaitable<io_result> tls_stream::recv(asio::mutable_buffer buffer, call_timeout limit) {
-  const detail::deadline until(limit_for(limit));
-  if (stage_ != stage::established) {
-    if (auto shaken = co_await finish_handshake(until.remaining()); !shaken) {
-      co_return shaken.error();
-    }
-  }
-  auto [ec, n] = co_await detail::with_limit(
-      [&](auto token) { return stream_.async_read_some(buffer, std::move(token)); },
-      until.remaining());
+  auto [ec, n] = co_await after_handshake(
+      [&](auto token) { return stream_.async_read_some(buffer, std::move(token)); }, limit);
   co_return counted_received(ec, n);
 }
 
 asio::awaitable<io_result> tls_stream::recv_exact(asio::mutable_buffer buffer, call_timeout limit) {
-  const detail::deadline until(limit_for(limit));
-  if (stage_ != stage::established) {
-    if (auto shaken = co_await finish_handshake(until.remaining()); !shaken) {
-      co_return shaken.error();
-    }
-  }
-  auto [ec, n] = co_await detail::with_limit(
-      [&](auto token) { return asio::async_read(stream_, buffer, std::move(token)); },
-      until.remaining());
+  auto [ec, n] = co_await after_handshake(
+      [&](auto token) { return asio::async_read(stream_, buffer, std::move(token)); }, limit);
   co_return counted_received(ec, n);
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <tuple>
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
@@ -187,6 +188,9 @@ class tls_stream {
   enum class stage : std::uint8_t { waiting, running, established, failed };
 
   timeout limit_for(call_timeout limit) const noexcept { return limit.value_or(timeout_); }
+  template <class Start>
+  asio::awaitable<std::tuple<std::error_code, std::size_t>> after_handshake(Start start,
+                                                                            call_timeout limit);
   // Runs or waits out the handshake, unless it is done.
   asio::awaitable<result<void>> finish_handshake(timeout limit);
   asio::awaitable<result<void>> run_handshake(timeout limit);
