@@ -148,8 +148,8 @@ constexpr auto tls_handshake_limit = std::chrono::seconds(10);
 
 // A TLS session: the handshake (logged when it fails: a client that does not speak TLS, or
 // rejects the certificate), then each receive's decrypted bytes echoed whole until the peer's
-// close_notify, answered with this side's own. TLS decrypts a record at a time into the
-// buffer it is given, so the session keeps a record's worth of its own rather than borrowing.
+// close_notify, answered with this side's own. The session receives into a buffer of its own
+// rather than the thread's: a TLS send can suspend with the plaintext still to encrypt.
 inline asio::awaitable<void> tls_echo_session(coronet::tls_stream stream, coronet::timeout idle) {
   debug_line(stream, "connected");
   (void)stream.set_option(coronet::option::no_delay{true});
@@ -160,10 +160,14 @@ inline asio::awaitable<void> tls_echo_session(coronet::tls_stream stream, corone
                         shaken.error().message(), stream.failure_detail());
     co_return;
   }
+  // Small while the peer sends little, a record's worth once a receive fills it, small again
+  // after one that does not: an idle session holds 256 bytes, not 16 KiB.
   constexpr std::size_t record_bytes = 16 * 1024;
-  const auto buffer = std::make_unique<char[]>(record_bytes);
+  std::array<char, 256> small;
+  std::unique_ptr<char[]> large;
   for (;;) {
-    auto got = co_await stream.recv(asio::buffer(buffer.get(), record_bytes), idle);
+    const auto buffer = large ? asio::buffer(large.get(), record_bytes) : asio::buffer(small);
+    auto got = co_await stream.recv(buffer, idle);
     if (!got) {
       // The peer's close_notify, after everything it sent: answered with ours.
       if (got.error() == coronet::errc::eof)
@@ -171,10 +175,15 @@ inline asio::awaitable<void> tls_echo_session(coronet::tls_stream stream, corone
       debug_end(stream, got.error());
       break;
     }
-    auto sent = co_await stream.send_all(asio::buffer(buffer.get(), got.bytes()));
+    auto sent = co_await stream.send_all(asio::buffer(buffer.data(), got.bytes()));
     if (!sent) {
       debug_line(stream, "send failed: ", sent.error());
       break;
+    }
+    if (got.bytes() == buffer.size() && !large) {
+      large = std::make_unique<char[]>(record_bytes);
+    } else if (got.bytes() < small.size() && large) {
+      large.reset();
     }
   }
   stream.close();
