@@ -344,6 +344,29 @@ TEST_CASE(
   });
 }
 
+TEST_CASE("tls_stream: a recv cancelled by a parallel group or by close() loses nothing") {
+  test::run([]() -> asio::awaitable<void> {
+    using namespace asio::experimental::awaitable_operators;
+    auto [client, server] = co_await test::tls_pair();
+    std::array<char, 64> buffer{};
+    // The recv loses the race to a timer: cancelled through its coroutine's slot.
+    auto first = co_await (client.recv(asio::buffer(buffer)) || test::sleep_for(50ms));
+    CHECK(first.index() == 1);
+    REQUIRE(co_await server.send_all(asio::buffer(std::string_view("after"))));
+    auto got = co_await client.recv(asio::buffer(buffer), 5s);
+    REQUIRE(got);
+    CHECK(std::string_view(buffer.data(), got.bytes()) == "after");
+
+    // close() ends a pending recv with operation_canceled.
+    const auto executor = co_await asio::this_coro::executor;
+    asio::steady_timer later(executor, 50ms);
+    later.async_wait([&client](std::error_code) { client.close(); });
+    got = co_await client.recv(asio::buffer(buffer), 5s);
+    CHECK(got.error() == std::errc::operation_canceled);
+    CHECK(!client.is_open());
+  });
+}
+
 TEST_CASE("tls_stream: a send cut off part-way leaves the stream unable to send") {
   test::run([]() -> asio::awaitable<void> {
     auto [client, server] = co_await test::tls_pair();

@@ -75,6 +75,9 @@ struct tls_connect_options {
 /// stream's own executor. One send-side and one receive-side operation may be in flight at
 /// once (a reader and a writer coroutine), as on TCP.
 ///
+/// Not offered: tcp_stream's wait_readable(), try_recv() and try_send(). A readable socket
+/// does not mean a whole TLS record has arrived, nor a receive that something can be sent.
+///
 /// Example, a client:
 ///
 ///     auto tls = coronet::tls_context::client({.ca_file = "ca.pem"});
