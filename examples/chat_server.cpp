@@ -45,8 +45,6 @@
 #include <utility>
 #include <vector>
 
-#include <malloc.h>
-
 #include <CLI/CLI.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <asio/post.hpp>
@@ -54,6 +52,7 @@
 
 #include "chat_command.hpp"
 #include "coronet/coronet.hpp"
+#include "return_free_memory.hpp"
 
 namespace {
 
@@ -387,19 +386,6 @@ asio::awaitable<void> session(std::shared_ptr<chat> rooms, coronet::tcp_stream s
   (void)stream.shutdown(coronet::shutdown_type::send);  // FIN after the last line
 }
 
-// Every few seconds, hands the heap's free pages back to the system. A burst (a flood of long
-// lines, a client dropped with megabytes queued) leaves free memory scattered between live
-// blocks, which glibc's malloc keeps mapped; without this the server's resident size would
-// stay at its highest point rather than follow what it holds.
-asio::awaitable<void> return_free_memory() {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
-  for (;;) {
-    timer.expires_after(std::chrono::seconds(2));
-    co_await timer.async_wait(asio::use_awaitable);
-    (void)::malloc_trim(0);
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -451,7 +437,7 @@ int main(int argc, char** argv) {
           return session(rooms, std::move(stream), idle);
         });
     std::cout << "listening tcp " << server.local_endpoint() << std::endl;
-    runtime.spawn(0, return_free_memory(), "return free memory");
+    runtime.spawn(0, coronet_examples::return_free_memory(), "return free memory");
     runtime.handle_signals([&server] { return server.stop(std::chrono::seconds(1)); });
     runtime.run();
   } catch (const std::system_error& e) {

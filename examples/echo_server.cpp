@@ -90,6 +90,7 @@
 
 #include "coronet/coronet.hpp"
 #include "echo_session.hpp"
+#include "return_free_memory.hpp"
 
 namespace {
 
@@ -358,6 +359,7 @@ int serve(const server_config& config,
     runtime.spawn(udp_thread(echo, i), coronet_examples::udp_echo(echo.udp[i]), "udp echo");
   }
   runtime.spawn(0, dump_on_signal(echo), "connection table");
+  runtime.spawn(0, coronet_examples::return_free_memory(), "return free memory");
   if (config.stats_every && !echo.servers.empty()) {
     runtime.spawn(0, log_stats(echo, *config.stats_every), "stats");
   }
