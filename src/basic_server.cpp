@@ -371,9 +371,9 @@ struct basic_server<Listener>::state {
 };
 
 template <class Listener>
-basic_server<Listener> basic_server<Listener>::bind(
-    runtime& on, const endpoint& local, handler_type handler,
-    server_options options) requires(!std::same_as<Listener, tls_listener>) {
+template <class L>
+requires(!std::same_as<L, tls_listener>) basic_server<Listener> basic_server<Listener>::bind(
+    runtime& on, const endpoint& local, handler_type handler, server_options options) {
   return bind_with(
       on, local,
       [options](const asio::any_io_executor& executor, const endpoint& where) {
@@ -383,9 +383,10 @@ basic_server<Listener> basic_server<Listener>::bind(
 }
 
 template <class Listener>
-basic_server<Listener> basic_server<Listener>::bind(
+template <class L>
+requires std::same_as<L, tls_listener> basic_server<Listener> basic_server<Listener>::bind(
     runtime& on, const endpoint& local, const tls_context& context, handler_type handler,
-    server_options options) requires std::same_as<Listener, tls_listener> {
+    server_options options) {
   if (!context.is_server()) {
     throw std::invalid_argument("cannot serve TLS on " + local.to_string() +
                                 " with a client context: make it with tls_context::server()");
@@ -505,5 +506,13 @@ std::vector<connection_info> basic_server<Listener>::connections() const {
 template class basic_server<tcp_listener>;
 template class basic_server<unix_listener>;
 template class basic_server<tls_listener>;
+
+template basic_server<tcp_listener> basic_server<tcp_listener>::bind<tcp_listener>(
+    runtime&, const endpoint&, basic_server<tcp_listener>::handler_type, server_options);
+template basic_server<unix_listener> basic_server<unix_listener>::bind<unix_listener>(
+    runtime&, const endpoint&, basic_server<unix_listener>::handler_type, server_options);
+template basic_server<tls_listener> basic_server<tls_listener>::bind<tls_listener>(
+    runtime&, const endpoint&, const tls_context&, basic_server<tls_listener>::handler_type,
+    server_options);
 
 }  // namespace coronet

@@ -100,18 +100,22 @@ class basic_server {
   using stream_type = typename Listener::stream_type;
   using handler_type = std::function<asio::awaitable<void>(stream_type)>;
 
+  // The two bind()s are member templates rather than constrained members: clang 14 instantiates
+  // a constrained member whose constraint fails when the class is explicitly instantiated.
+
   /// Binds the listener(s) and starts accepting: at once if the runtime runs, else when it
   /// starts. Port 0 picks a free port (every reuse_port listener shares it): read it back with
   /// local_endpoint(). Throws as said under Errors. Safe from any thread.
-  static basic_server bind(
-      runtime& on, const endpoint& local, handler_type handler,
-      server_options options = {}) requires(!std::same_as<Listener, tls_listener>);
+  template <class L = Listener>
+  requires(!std::same_as<L, tls_listener>) static basic_server
+      bind(runtime& on, const endpoint& local, handler_type handler, server_options options = {});
 
   /// A TLS server's bind (tls_server): as above, every connection shaking hands with
   /// `context`, which must be a server context (else std::invalid_argument).
-  static basic_server bind(
-      runtime& on, const endpoint& local, const tls_context& context, handler_type handler,
-      server_options options = {}) requires std::same_as<Listener, tls_listener>;
+  template <class L = Listener>
+  requires std::same_as<L, tls_listener>
+  static basic_server bind(runtime& on, const endpoint& local, const tls_context& context,
+                           handler_type handler, server_options options = {});
 
   basic_server(basic_server&&) noexcept;
   basic_server& operator=(basic_server&&) noexcept;
