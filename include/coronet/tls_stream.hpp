@@ -82,8 +82,8 @@ struct tls_connect_options {
 ///
 ///     auto tls = coronet::tls_context::client({.ca_file = "ca.pem"});
 ///     auto stream = co_await coronet::tls_stream::connect("example.com:443", tls);
-///     if (!stream) co_return log_error(stream.error(), "");
-///     co_await stream->send_all(asio::buffer(request));
+///     if (!stream) co_return;  // stream.error(): refused, tls_certificate_untrusted, ...
+///     if (!co_await stream->send_all(asio::buffer(request))) co_return;
 class tls_stream {
  public:
   using native_handle_type = asio::ip::tcp::socket::native_handle_type;
