@@ -5,6 +5,7 @@
 #include <string>
 #include <system_error>
 
+#include "support/child_process.hpp"
 #include "support/tls.hpp"
 
 using coronet::tls_context;
@@ -113,4 +114,27 @@ TEST_CASE("tls_context: listeners and servers refuse a client context") {
   CHECK_THROWS_AS(
       coronet::tls_listener::bind(context.get_executor(), test::any_v4(), test::client_tls()),
       std::invalid_argument);
+}
+
+TEST_CASE("tls_context: an encrypted key loads with key_password, and says so without") {
+  const test::temp_dir dir;
+  const std::string encrypted = (dir.path() / "encrypted-key.pem").string();
+  const auto made = coronet::test::run_to_exit(
+      test::openssl_program(), {"pkey", "-in", test::pki().server_key, "-aes256", "-passout",
+                                "pass:open sesame", "-out", encrypted});
+  REQUIRE_MESSAGE(made.exit_code == 0, made.err);
+
+  const auto server = tls_context::server(
+      {.cert_file = test::pki().server_cert, .key_file = encrypted, .key_password = "open sesame"});
+  CHECK(server.is_server());
+  // Without the password (or with a wrong one) the key does not load, and no terminal is asked.
+  auto what = setup_error([&] {
+    return tls_context::server({.cert_file = test::pki().server_cert, .key_file = encrypted});
+  });
+  CHECK_MESSAGE(mentions(what, "an encrypted one needs key_password"), what);
+  what = setup_error([&] {
+    return tls_context::server(
+        {.cert_file = test::pki().server_cert, .key_file = encrypted, .key_password = "wrong"});
+  });
+  CHECK_MESSAGE(mentions(what, "the key file '" + encrypted + "'"), what);
 }
