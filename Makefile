@@ -21,7 +21,7 @@ PREFIX ?= /usr/local
 SOAK_SECONDS ?= 300
 FUZZ_SECONDS ?= 60
 PACKAGES := g++ cmake ninja-build libasio-dev libspdlog-dev doctest-dev libcli11-dev nlohmann-json3-dev \
-            libssl-dev openssl
+            libssl-dev openssl curl python3-prometheus-client
 CLANG_PACKAGES := clang
 # The sanitizer and libFuzzer runtimes are only recommended by clang, and deps installs without.
 CLANG_RT_PACKAGES := clang libclang-rt-14-dev

@@ -20,6 +20,20 @@ datagram_result received(std::size_t real_size, std::size_t capacity, const endp
   return {real_size, real_size, sender};
 }
 
+// A send's outcome, counted for a runtime that observes.
+io_result sent(const std::error_code& ec, std::size_t n) {
+  auto error = detail::to_coronet_error(ec);
+  detail::observe_sent(error, n);
+  return io_result(n, error);
+}
+
+// A receive's failure, counted likewise.
+datagram_result failed(const std::error_code& ec) {
+  auto error = detail::to_coronet_error(ec);
+  detail::observe_received(error, 0);
+  return datagram_result(error);
+}
+
 // The address of "nobody" in this protocol's family: 0.0.0.0:0, or `unix:` (unnamed).
 template <class Protocol>
 endpoint no_address() {
@@ -50,49 +64,62 @@ result<void> basic_datagram<Protocol>::connect(const endpoint& remote) {
 
 template <class Protocol>
 asio::awaitable<io_result> basic_datagram<Protocol>::send_to(asio::const_buffer datagram,
-                                                             const endpoint& to,
-                                                             call_timeout limit) {
+                                                             const endpoint& to, call_timeout limit,
+                                                             source_location where) {
   if (!detail::fits(to, detail::protocol_tag<Protocol>{})) {
     co_return io_result(0, make_error_code(errc::wrong_address_family));
   }
   const auto native = detail::to_native(to, detail::protocol_tag<Protocol>{});
+  detail::wait_scope waiting(this->waits_, detail::wait_side::send, detail::wait_kind::send,
+                             this->native_handle(), where);
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return this->socket_.async_send_to(datagram, native, std::move(token)); },
       this->limit_for(limit));
-  co_return io_result(n, detail::to_coronet_error(ec));
+  co_return sent(ec, n);
 }
 
 template <class Protocol>
 asio::awaitable<datagram_result> basic_datagram<Protocol>::recv_from(asio::mutable_buffer buffer,
-                                                                     call_timeout limit) {
+                                                                     call_timeout limit,
+                                                                     source_location where) {
   typename Protocol::endpoint sender;
+  detail::wait_scope waiting(this->waits_, detail::wait_side::receive, detail::wait_kind::recv,
+                             this->native_handle(), where);
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) {
         return this->socket_.async_receive_from(buffer, sender, report_real_size, std::move(token));
       },
       this->limit_for(limit));
-  if (ec) co_return datagram_result(detail::to_coronet_error(ec));
+  if (ec) co_return failed(ec);
+  detail::observe_received({}, n);
   co_return received(n, buffer.size(), detail::from_native(sender));
 }
 
 template <class Protocol>
 asio::awaitable<io_result> basic_datagram<Protocol>::send(asio::const_buffer datagram,
-                                                          call_timeout limit) {
+                                                          call_timeout limit,
+                                                          source_location where) {
+  detail::wait_scope waiting(this->waits_, detail::wait_side::send, detail::wait_kind::send,
+                             this->native_handle(), where);
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return this->socket_.async_send(datagram, std::move(token)); },
       this->limit_for(limit));
-  co_return io_result(n, detail::to_coronet_error(ec));
+  co_return sent(ec, n);
 }
 
 template <class Protocol>
 asio::awaitable<datagram_result> basic_datagram<Protocol>::recv(asio::mutable_buffer buffer,
-                                                                call_timeout limit) {
+                                                                call_timeout limit,
+                                                                source_location where) {
+  detail::wait_scope waiting(this->waits_, detail::wait_side::receive, detail::wait_kind::recv,
+                             this->native_handle(), where);
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) {
         return this->socket_.async_receive(buffer, report_real_size, std::move(token));
       },
       this->limit_for(limit));
-  if (ec) co_return datagram_result(detail::to_coronet_error(ec));
+  if (ec) co_return failed(ec);
+  detail::observe_received({}, n);
   co_return received(n, buffer.size(), remote_ ? *remote_ : no_address<Protocol>());
 }
 

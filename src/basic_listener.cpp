@@ -11,7 +11,10 @@
 namespace coronet {
 
 template <class Protocol, class Stream>
-asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept(call_timeout limit) {
+asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept(call_timeout limit,
+                                                                         source_location where) {
+  detail::wait_scope waiting(this->waits_, detail::wait_side::receive, detail::wait_kind::accept,
+                             this->native_handle(), where);
   auto [ec, socket] = co_await detail::with_limit(
       [&](auto token) { return this->socket_.async_accept(std::move(token)); },
       this->limit_for(limit));
@@ -21,7 +24,9 @@ asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept(call_ti
 
 template <class Protocol, class Stream>
 asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept(
-    const asio::any_io_executor& target, call_timeout limit) {
+    const asio::any_io_executor& target, call_timeout limit, source_location where) {
+  detail::wait_scope waiting(this->waits_, detail::wait_side::receive, detail::wait_kind::accept,
+                             this->native_handle(), where);
   auto [ec, socket] = co_await detail::with_limit(
       [&](auto token) { return this->socket_.async_accept(target, std::move(token)); },
       this->limit_for(limit));
@@ -31,7 +36,9 @@ asio::awaitable<result<Stream>> basic_listener<Protocol, Stream>::accept(
 
 template <class Protocol, class Stream>
 asio::awaitable<result<void>> basic_listener<Protocol, Stream>::wait_for_connection(
-    call_timeout limit) {
+    call_timeout limit, source_location where) {
+  detail::wait_scope waiting(this->waits_, detail::wait_side::receive, detail::wait_kind::accept,
+                             this->native_handle(), where);
   auto [ec] = co_await detail::with_limit(
       [&](auto token) {
         return this->socket_.async_wait(asio::socket_base::wait_read, std::move(token));

@@ -1,5 +1,9 @@
 #include "coronet/basic_server.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -21,6 +25,7 @@
 #include "coronet/byte_counters.hpp"
 #include "coronet/detail/connection_limit.hpp"
 #include "coronet/detail/io.hpp"
+#include "coronet/detail/observer.hpp"
 #include "coronet/log.hpp"
 #include "coronet/spawn.hpp"
 #include "coronet/task_group.hpp"
@@ -102,6 +107,22 @@ asio::awaitable<std::size_t> sum_on_every_thread(
   while (all->remaining > 0) (void)co_await all->done.async_wait(detail::use_nothrow);
   co_return all->sum;
 }
+
+// How many connections wait in a TCP listener's kernel backlog (for a listening socket,
+// TCP_INFO's tcpi_unacked is its accept queue's length); 0 for a Unix-domain one.
+std::uint64_t backlog_of(int fd) noexcept {
+  tcp_info info{};
+  socklen_t size = sizeof(info);
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return 0;
+  return info.tcpi_unacked;
+}
+std::uint64_t queued_connections(tcp_listener& listener) noexcept {
+  return backlog_of(listener.native_handle());
+}
+std::uint64_t queued_connections(tls_listener& listener) noexcept {
+  return backlog_of(listener.tcp().native_handle());
+}
+std::uint64_t queued_connections(unix_listener&) noexcept { return 0; }
 
 // A connection's two ends as its thread's table keeps them. For TCP, Asio's endpoints (28 bytes
 // each) rather than coronet::endpoint (140, with room for a Unix path): the table holds one
@@ -229,7 +250,13 @@ struct basic_server<Listener>::state {
    public:
     connection_end(std::shared_ptr<state> s, std::size_t thread, std::uint64_t id,
                    detail::connection_limit::slot slot) noexcept
-        : self_(std::move(s)), thread_(thread), id_(id), slot_(std::move(slot)) {}
+        : self_(std::move(s)),
+          thread_(thread),
+          id_(id),
+          slot_(std::move(slot)),
+          observer_(detail::current_observer) {
+      if (observer_ != nullptr) observer_->sessions_started.add(1);
+    }
     connection_end(const connection_end&) = delete;
     connection_end& operator=(const connection_end&) = delete;
     ~connection_end() {
@@ -240,6 +267,7 @@ struct basic_server<Listener>::state {
                                       std::memory_order_relaxed);
       self_->ended_sent.fetch_add(found->second.counters->sent(), std::memory_order_relaxed);
       part.open.erase(found);
+      if (observer_ != nullptr) observer_->sessions_ended.add(1);
     }
 
     // The handler's coroutine has ended: what escaped it is logged, while the entry still
@@ -253,6 +281,7 @@ struct basic_server<Listener>::state {
     std::size_t thread_;
     std::uint64_t id_;
     detail::connection_limit::slot slot_;
+    detail::thread_observer* observer_;  // the connection's thread's, when it observes
   };
 
   // Starts a connection's handler on its own thread's group; runs on that thread. A handler
@@ -267,6 +296,7 @@ struct basic_server<Listener>::state {
       work.emplace(self->handler(std::move(stream)));
     } catch (...) {
       log_handler_failure(*self, thread, id, std::current_exception(), "the handler threw");
+      if (auto* observer = detail::current_observer) observer->refused.add(1);
       return;
     }
     self->threads[thread]->sessions.spawn(
@@ -310,11 +340,23 @@ struct basic_server<Listener>::state {
         if (backoff.count() > 0) log().info("accept on {}: accepting again", where);
         backoff = std::chrono::milliseconds{0};
         self->accepted.fetch_add(1, std::memory_order_relaxed);
+        if (auto* observer = detail::current_observer) {
+          observer->accepted.add(1);
+          observer->accept_queue_high.raise_to(queued_connections(listener));
+        }
         if (target == home) {
           start_session(self, target, std::move(*stream), std::move(slot));
         } else {
+          detail::thread_observer* there = self->owner.observer_of(target);
+          if (there != nullptr) {
+            const auto queued = there->handover_pending.fetch_add(1) + 1;
+            if (queued > there->handover_high.load(std::memory_order_relaxed)) {
+              there->handover_high.store(queued, std::memory_order_relaxed);
+            }
+          }
           asio::post(self->owner.executor(target),
-                     [self, target, s = std::move(*stream), l = std::move(slot)]() mutable {
+                     [self, target, there, s = std::move(*stream), l = std::move(slot)]() mutable {
+                       if (there != nullptr) there->handover_pending.fetch_sub(1);
                        start_session(self, target, std::move(s), std::move(l));
                      });
         }
@@ -324,7 +366,11 @@ struct basic_server<Listener>::state {
       if (ec == std::errc::operation_canceled) co_return;
       if (is_transient(ec)) {
         log().debug("accept on {}: {}", where, ec.message());
+        if (auto* observer = detail::current_observer) observer->refused.add(1);
         continue;
+      }
+      if (auto* observer = detail::current_observer; observer && is_resource_shortage(ec)) {
+        observer->accept_exhausted.add(1);
       }
       // Out of descriptors (or worse): neither spin on the readable listener nor give up.
       // One line per episode: a warning for a shortage that clears on its own, else an error.

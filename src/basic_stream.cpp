@@ -53,19 +53,29 @@ std::size_t recv_now(int fd, asio::mutable_buffer buffer, std::error_code& ec) n
 
 // Like recv(): without a limit, Asio's wait itself, with its outcome converted on the way.
 template <class AsioSocket>
-asio::awaitable<result<void>> basic_stream<AsioSocket>::wait_readable(call_timeout limit) {
+asio::awaitable<result<void>> basic_stream<AsioSocket>::wait_readable(call_timeout limit,
+                                                                      source_location where) {
   const timeout within = this->limit_for(limit);
-  if (!within.is_none()) return wait_readable_within(within);
+  if (!within.is_none()) return wait_readable_within(within, where);
+  // Ended by the completion handler (as_void_result), or by the next wait of this side.
+  this->waits_.begin(detail::wait_side::receive, detail::wait_kind::readable, this->native_handle(),
+                     where);
   return this->socket_.async_wait(
-      AsioSocket::wait_read, detail::as_void_result<asio::use_awaitable_t<>>{asio::use_awaitable});
+      AsioSocket::wait_read,
+      detail::as_void_result<asio::use_awaitable_t<>>{asio::use_awaitable, &this->waits_});
 }
 
 template <class AsioSocket>
-asio::awaitable<result<void>> basic_stream<AsioSocket>::wait_readable_within(timeout limit) {
+asio::awaitable<result<void>> basic_stream<AsioSocket>::wait_readable_within(
+    timeout limit, source_location where) {
+  detail::wait_scope waiting(this->waits_, detail::wait_side::receive, detail::wait_kind::readable,
+                             this->native_handle(), where);
   auto [ec] = co_await detail::timed(
       [&](auto token) { return this->socket_.async_wait(AsioSocket::wait_read, std::move(token)); },
       limit);
-  co_return detail::to_coronet_error(ec);
+  auto error = detail::to_coronet_error(ec);
+  detail::observe_received(error, 0);
+  co_return error;
 }
 
 template <class AsioSocket>
@@ -85,12 +95,15 @@ io_result basic_stream<AsioSocket>::try_send(asio::const_buffer data) noexcept {
 
 template <class AsioSocket>
 asio::awaitable<io_result> basic_stream<AsioSocket>::send(asio::const_buffer data,
-                                                          call_timeout limit) {
+                                                          call_timeout limit,
+                                                          source_location where) {
   if (data.size() > 0 && may_send_now()) {
     std::error_code ec;
     const std::size_t n = send_now(this->socket_.native_handle(), data, ec);
     if (ec != asio::error::would_block) co_return counted_sent(ec, n);
   }
+  detail::wait_scope waiting(this->waits_, detail::wait_side::send, detail::wait_kind::send,
+                             this->native_handle(), where);
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return this->socket_.async_write_some(data, std::move(token)); },
       this->limit_for(limit));
@@ -99,7 +112,8 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::send(asio::const_buffer dat
 
 template <class AsioSocket>
 asio::awaitable<io_result> basic_stream<AsioSocket>::send_all(asio::const_buffer data,
-                                                              call_timeout limit) {
+                                                              call_timeout limit,
+                                                              source_location where) {
   std::size_t sent_now = 0;
   if (data.size() > 0 && may_send_now()) {
     std::error_code ec;
@@ -109,6 +123,8 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::send_all(asio::const_buffer
     }
     data += sent_now;
   }
+  detail::wait_scope waiting(this->waits_, detail::wait_side::send, detail::wait_kind::send,
+                             this->native_handle(), where);
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return asio::async_write(this->socket_, data, std::move(token)); },
       this->limit_for(limit));
@@ -119,16 +135,23 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::send_all(asio::const_buffer
 // operation, whose completion is converted to io_result and counted on the way (as_io_result).
 template <class AsioSocket>
 asio::awaitable<io_result> basic_stream<AsioSocket>::recv(asio::mutable_buffer buffer,
-                                                          call_timeout limit) {
+                                                          call_timeout limit,
+                                                          source_location where) {
   const timeout within = this->limit_for(limit);
-  if (!within.is_none()) return recv_within(buffer, within);
-  return this->socket_.async_read_some(
-      buffer, detail::as_io_result<asio::use_awaitable_t<>>{asio::use_awaitable, &counters_});
+  if (!within.is_none()) return recv_within(buffer, within, where);
+  // Ended by the completion handler (as_io_result), or by the next receive.
+  this->waits_.begin(detail::wait_side::receive, detail::wait_kind::recv, this->native_handle(),
+                     where);
+  return this->socket_.async_read_some(buffer, detail::as_io_result<asio::use_awaitable_t<>>{
+                                                   asio::use_awaitable, &counters_, &this->waits_});
 }
 
 template <class AsioSocket>
 asio::awaitable<io_result> basic_stream<AsioSocket>::recv_within(asio::mutable_buffer buffer,
-                                                                 timeout limit) {
+                                                                 timeout limit,
+                                                                 source_location where) {
+  detail::wait_scope waiting(this->waits_, detail::wait_side::receive, detail::wait_kind::recv,
+                             this->native_handle(), where);
   auto [ec, n] = co_await detail::timed(
       [&](auto token) { return this->socket_.async_read_some(buffer, std::move(token)); }, limit);
   co_return counted_received(ec, n);
@@ -136,7 +159,10 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::recv_within(asio::mutable_b
 
 template <class AsioSocket>
 asio::awaitable<io_result> basic_stream<AsioSocket>::recv_exact(asio::mutable_buffer buffer,
-                                                                call_timeout limit) {
+                                                                call_timeout limit,
+                                                                source_location where) {
+  detail::wait_scope waiting(this->waits_, detail::wait_side::receive, detail::wait_kind::recv,
+                             this->native_handle(), where);
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return asio::async_read(this->socket_, buffer, std::move(token)); },
       this->limit_for(limit));

@@ -1,17 +1,33 @@
 #include "coronet/runtime.hpp"
 
+#include <arpa/inet.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
 
+#include <algorithm>
+#include <atomic>
 #include <csignal>
+#include <cstddef>
+#include <cstring>
 #include <exception>
+#include <iterator>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
 #include <asio/executor_work_guard.hpp>
+#include <asio/ip/address.hpp>
+#include <asio/post.hpp>
 #include <asio/signal_set.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 
+#include "coronet/detail/io.hpp"
+#include "coronet/detail/observer.hpp"
+#include "coronet/endpoint.hpp"
 #include "coronet/log.hpp"
 #include "coronet/spawn.hpp"
 
@@ -27,6 +43,13 @@ struct runtime::thread_context : asio::io_context {
 
   // Keeps run() going while the context has nothing to do, until stop().
   asio::executor_work_guard<asio::io_context::executor_type> keep_running;
+
+  // What the thread observes, when the runtime observes.
+  detail::thread_observer observer;
+  // The running thread's CPU clock (-1 when it is not running), and the CPU time it had used
+  // when it last stopped running.
+  std::atomic<clockid_t> cpu_clock{-1};
+  std::atomic<std::int64_t> cpu_ns_before{0};
 };
 
 // Lives on context 0; shared with the handler waiting for the next signal.
@@ -54,6 +77,10 @@ runtime::runtime(std::size_t threads) {
   if (threads == 0) throw std::invalid_argument("coronet::runtime needs at least one thread");
   contexts_.reserve(threads);
   for (std::size_t i = 0; i < threads; ++i) contexts_.push_back(std::make_unique<thread_context>());
+}
+
+runtime::runtime(runtime_options options) : runtime(options.threads.value_or(default_threads())) {
+  observe_ = options.observe;
 }
 
 runtime::~runtime() {
@@ -123,9 +150,30 @@ void runtime::run_thread(std::size_t index, bool own_thread) {
   // run(), whose name is the process's.
   const std::string name = "coronet-" + std::to_string(index);
   if (own_thread) ::pthread_setname_np(::pthread_self(), name.substr(0, 15).c_str());
+  auto& context = *contexts_[index];
+  struct observing_scope {
+    observing_scope(thread_context& c, bool on) : context(c), active(on) {
+      if (!active) return;
+      detail::current_observer = &context.observer;
+      clockid_t clock{};
+      if (::pthread_getcpuclockid(::pthread_self(), &clock) == 0) context.cpu_clock = clock;
+    }
+    ~observing_scope() {
+      if (!active) return;
+      const clockid_t clock = context.cpu_clock.exchange(-1);
+      timespec used{};
+      if (clock != -1 && ::clock_gettime(clock, &used) == 0) {
+        context.cpu_ns_before =
+            static_cast<std::int64_t>(used.tv_sec) * 1'000'000'000 + used.tv_nsec;
+      }
+      detail::current_observer = nullptr;
+    }
+    thread_context& context;
+    bool active;
+  } observing(context, observe_);
   for (;;) {
     try {
-      contexts_[index]->run();
+      context.run();
       return;
     } catch (const std::exception& e) {
       log().error("{}: a handler threw: {}; the thread goes on", name, e.what());
@@ -133,6 +181,202 @@ void runtime::run_thread(std::size_t index, bool own_thread) {
       log().error("{}: a handler threw an unknown exception; the thread goes on", name);
     }
   }
+}
+
+namespace {
+
+double cpu_seconds(const std::atomic<clockid_t>& clock, const std::atomic<std::int64_t>& before) {
+  const clockid_t id = clock.load();
+  timespec used{};
+  if (id != -1 && ::clock_gettime(id, &used) == 0) {
+    return static_cast<double>(used.tv_sec) + static_cast<double>(used.tv_nsec) / 1e9;
+  }
+  return static_cast<double>(before.load()) / 1e9;
+}
+
+// getsockname() or getpeername() of `fd` as text; "-" when it has none.
+std::string end_of(int fd, bool peer) {
+  sockaddr_storage address{};
+  socklen_t size = sizeof(address);
+  auto* raw = reinterpret_cast<sockaddr*>(&address);
+  if ((peer ? ::getpeername(fd, raw, &size) : ::getsockname(fd, raw, &size)) != 0) return "-";
+  switch (address.ss_family) {
+    case AF_INET: {
+      const auto& in = reinterpret_cast<const sockaddr_in&>(address);
+      asio::ip::address_v4::bytes_type bytes;
+      std::memcpy(bytes.data(), &in.sin_addr, bytes.size());
+      return endpoint(asio::ip::address_v4(bytes), ntohs(in.sin_port)).to_string();
+    }
+    case AF_INET6: {
+      const auto& in6 = reinterpret_cast<const sockaddr_in6&>(address);
+      asio::ip::address_v6::bytes_type bytes;
+      std::memcpy(bytes.data(), &in6.sin6_addr, bytes.size());
+      return endpoint(asio::ip::address_v6(bytes, in6.sin6_scope_id), ntohs(in6.sin6_port))
+          .to_string();
+    }
+    case AF_UNIX: {
+      const auto& un = reinterpret_cast<const sockaddr_un&>(address);
+      const auto path_size = size > offsetof(sockaddr_un, sun_path)
+                                 ? static_cast<std::size_t>(size - offsetof(sockaddr_un, sun_path))
+                                 : std::size_t{0};
+      if (path_size == 0) return "unix:";
+      if (un.sun_path[0] == '\0') {
+        return "unix:@" + std::string(un.sun_path + 1, path_size - 1);
+      }
+      return "unix:" + std::string(un.sun_path, strnlen(un.sun_path, path_size));
+    }
+    default: return "-";
+  }
+}
+
+const char* kind_name(detail::wait_kind kind) noexcept {
+  switch (kind) {
+    case detail::wait_kind::none: return "none";
+    case detail::wait_kind::accept: return "accept";
+    case detail::wait_kind::connect: return "connect";
+    case detail::wait_kind::handshake: return "handshake";
+    case detail::wait_kind::recv: return "recv";
+    case detail::wait_kind::send: return "send";
+    case detail::wait_kind::readable: return "readable";
+    case detail::wait_kind::shutdown: return "shutdown";
+    case detail::wait_kind::timer: return "timer";
+  }
+  return "?";
+}
+
+// Thread `index`'s waiting operations; runs on that thread.
+std::vector<suspended_operation> list_waits(const detail::thread_observer& observer,
+                                            std::size_t index) {
+  std::vector<suspended_operation> out;
+  const auto now = detail::coarse_now();
+  const auto wall_now = std::chrono::system_clock::now();
+  for (const detail::wait_link* link = observer.waiting.next; link != &observer.waiting;
+       link = link->next) {
+    const auto& record = static_cast<const detail::wait_record&>(*link);
+    std::string local;
+    std::string peer;
+    if (record.fd() >= 0) {
+      local = end_of(record.fd(), false);
+      peer = end_of(record.fd(), true);
+    }
+    for (auto side : {detail::wait_side::receive, detail::wait_side::send}) {
+      if (record.kind(side) == detail::wait_kind::none) continue;
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::nanoseconds(std::max<std::int64_t>(0, now - record.since(side))));
+      const auto& where = record.where(side);
+      out.push_back(suspended_operation{
+          .thread = index,
+          .kind = kind_name(record.kind(side)),
+          .fd = record.fd(),
+          .local = local,
+          .peer = peer,
+          .since =
+              std::chrono::time_point_cast<std::chrono::system_clock::duration>(wall_now - waited),
+          .waited = waited,
+          .file = where.file_name(),
+          .line = where.line(),
+          .function = where.function_name()});
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+detail::thread_observer* runtime::observer_of(std::size_t index) const noexcept {
+  return observe_ ? &contexts_[index]->observer : nullptr;
+}
+
+metrics_snapshot runtime::metrics() const {
+  metrics_snapshot out;
+  out.observing = observe_;
+  std::uint64_t started = 0;
+  std::uint64_t ended = 0;
+  for (const auto& context : contexts_) {
+    const auto& o = context->observer;
+    metrics_counters c;
+    c.connections_accepted = o.accepted.get();
+    const auto thread_ended = o.sessions_ended.get();
+    const auto thread_started = o.sessions_started.get();
+    c.connections_closed = thread_ended;
+    c.connections_open = thread_started > thread_ended ? thread_started - thread_ended : 0;
+    c.connections_refused = o.refused.get();
+    c.accept_exhausted = o.accept_exhausted.get();
+    c.bytes_received = o.bytes_received.get();
+    c.bytes_sent = o.bytes_sent.get();
+    c.messages_received = o.messages_received.get();
+    c.messages_sent = o.messages_sent.get();
+    c.timeouts = o.timeouts.get();
+    c.resets = o.resets.get();
+    c.accept_queue_high_water = o.accept_queue_high.get();
+    c.handover_queue_high_water =
+        static_cast<std::uint64_t>(std::max<std::int64_t>(0, o.handover_high.load()));
+    c.cpu_seconds = observe_ ? cpu_seconds(context->cpu_clock, context->cpu_ns_before) : 0.0;
+    started += thread_started;
+    ended += thread_ended;
+
+    auto& t = out.total;
+    t.connections_accepted += c.connections_accepted;
+    t.connections_closed += c.connections_closed;
+    t.connections_refused += c.connections_refused;
+    t.accept_exhausted += c.accept_exhausted;
+    t.bytes_received += c.bytes_received;
+    t.bytes_sent += c.bytes_sent;
+    t.messages_received += c.messages_received;
+    t.messages_sent += c.messages_sent;
+    t.timeouts += c.timeouts;
+    t.resets += c.resets;
+    t.accept_queue_high_water = std::max(t.accept_queue_high_water, c.accept_queue_high_water);
+    t.handover_queue_high_water =
+        std::max(t.handover_queue_high_water, c.handover_queue_high_water);
+    t.cpu_seconds += c.cpu_seconds;
+    out.threads.push_back(c);
+  }
+  out.total.connections_open = started > ended ? started - ended : 0;
+  return out;
+}
+
+asio::awaitable<suspended_report> runtime::suspended_operations(timeout limit) const {
+  suspended_report report;
+  report.observing = observe_;
+  report.at = std::chrono::system_clock::now();
+  if (!observe_) co_return report;
+  // Shared with each thread's answer, which may come after the caller has given up.
+  struct gathering {
+    gathering(const asio::any_io_executor& home, std::size_t n)
+        : done(home, asio::steady_timer::time_point::max()), answered(n, false), lists(n) {}
+    asio::steady_timer done;  // touched on the caller's executor only
+    std::vector<bool> answered;
+    std::vector<std::vector<suspended_operation>> lists;
+    std::size_t remaining = 0;
+  };
+  const auto home = co_await asio::this_coro::executor;
+  auto shared = std::make_shared<gathering>(home, contexts_.size());
+  shared->remaining = contexts_.size();
+  for (std::size_t k = 0; k < contexts_.size(); ++k) {
+    const detail::thread_observer* observer = &contexts_[k]->observer;
+    asio::post(*contexts_[k], [shared, home, observer, k] {
+      auto list = list_waits(*observer, k);
+      asio::post(home, [shared, k, list = std::move(list)]() mutable {
+        shared->lists[k] = std::move(list);
+        shared->answered[k] = true;
+        if (--shared->remaining == 0) shared->done.cancel();
+      });
+    });
+  }
+  if (!limit.is_none()) shared->done.expires_after(limit.value());
+  (void)co_await shared->done.async_wait(detail::use_nothrow);
+  for (std::size_t k = 0; k < contexts_.size(); ++k) {
+    if (!shared->answered[k]) {
+      report.unanswered.push_back(k);
+      continue;
+    }
+    auto& list = shared->lists[k];
+    std::stable_sort(list.begin(), list.end(),
+                     [](const auto& a, const auto& b) { return a.waited > b.waited; });
+    std::move(list.begin(), list.end(), std::back_inserter(report.operations));
+  }
+  co_return report;
 }
 
 namespace {

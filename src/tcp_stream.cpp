@@ -20,7 +20,8 @@ tcp_stream::tcp_stream(asio::ip::tcp::socket socket) noexcept : basic_stream(std
   remote_ = socket_.remote_endpoint(ignored);
 }
 
-asio::awaitable<result<tcp_stream>> tcp_stream::connect(endpoint remote, connect_options options) {
+asio::awaitable<result<tcp_stream>> tcp_stream::connect(endpoint remote, connect_options options,
+                                                        source_location where) {
   if (!remote.is_ip() || (options.local && !options.local->is_ip())) {
     co_return make_error_code(errc::wrong_address_family);
   }
@@ -43,6 +44,9 @@ asio::awaitable<result<tcp_stream>> tcp_stream::connect(endpoint remote, connect
     if (ec) co_return detail::to_coronet_error(ec);
   }
   const auto native = remote.tcp();
+  detail::wait_record waits;
+  detail::wait_scope waiting(waits, detail::wait_side::send, detail::wait_kind::connect,
+                             socket.native_handle(), where);
   std::tie(ec) = co_await detail::with_limit(
       [&](auto token) { return socket.async_connect(native, std::move(token)); }, options.limit);
   if (ec) co_return detail::to_coronet_error(ec);
@@ -50,7 +54,8 @@ asio::awaitable<result<tcp_stream>> tcp_stream::connect(endpoint remote, connect
 }
 
 asio::awaitable<result<tcp_stream>> tcp_stream::connect(std::string host_port,
-                                                        connect_options options) {
+                                                        connect_options options,
+                                                        source_location where) {
   const detail::deadline until(options.limit);
   auto addresses = co_await with_timeout(resolve(std::move(host_port)), until.remaining());
   if (!addresses) co_return addresses.error();
@@ -59,7 +64,7 @@ asio::awaitable<result<tcp_stream>> tcp_stream::connect(std::string host_port,
     if (until.expired()) co_return std::make_error_code(std::errc::timed_out);
     connect_options attempt = options;
     attempt.limit = until.remaining();
-    auto stream = co_await connect(address, attempt);
+    auto stream = co_await connect(address, attempt, where);
     if (stream) co_return stream;
     last_error = stream.error();
   }

@@ -14,15 +14,17 @@ tls_listener tls_listener::bind(const asio::any_io_executor& executor, const end
   return tls_listener(tcp_listener::bind(executor, local, options), std::move(context));
 }
 
-asio::awaitable<result<tls_stream>> tls_listener::accept(call_timeout limit) {
-  auto tcp = co_await tcp_.accept(limit);
+asio::awaitable<result<tls_stream>> tls_listener::accept(call_timeout limit,
+                                                         source_location where) {
+  auto tcp = co_await tcp_.accept(limit, where);
   if (!tcp) co_return tcp.error();
   co_return tls_stream(std::move(*tcp), context_);
 }
 
 asio::awaitable<result<tls_stream>> tls_listener::accept(const asio::any_io_executor& target,
-                                                         call_timeout limit) {
-  auto tcp = co_await tcp_.accept(target, limit);
+                                                         call_timeout limit,
+                                                         source_location where) {
+  auto tcp = co_await tcp_.accept(target, limit, where);
   if (!tcp) co_return tcp.error();
   co_return tls_stream(std::move(*tcp), context_);
 }

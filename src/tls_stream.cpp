@@ -64,19 +64,23 @@ tls_stream& tls_stream::operator=(tls_stream&&) noexcept = default;
 tls_stream::~tls_stream() = default;
 
 asio::awaitable<result<tls_stream>> tls_stream::connect(endpoint remote, tls_context context,
-                                                        tls_connect_options options) {
+                                                        tls_connect_options options,
+                                                        source_location where) {
   if (context.is_server()) co_return std::make_error_code(std::errc::invalid_argument);
   const detail::deadline until(options.limit);
   auto tcp = co_await tcp_stream::connect(
-      remote, connect_options{.local = options.local, .limit = options.limit});
+      remote, connect_options{.local = options.local, .limit = options.limit}, where);
   if (!tcp) co_return tcp.error();
   tls_stream stream(std::move(*tcp), std::move(context), std::string(options.server_name));
-  if (auto shaken = co_await stream.handshake(until.remaining()); !shaken) co_return shaken.error();
+  if (auto shaken = co_await stream.handshake(until.remaining(), where); !shaken) {
+    co_return shaken.error();
+  }
   co_return std::move(stream);
 }
 
 asio::awaitable<result<tls_stream>> tls_stream::connect(std::string host_port, tls_context context,
-                                                        tls_connect_options options) {
+                                                        tls_connect_options options,
+                                                        source_location where) {
   if (context.is_server()) co_return std::make_error_code(std::errc::invalid_argument);
   auto target = host_port::parse(host_port);
   if (!target) co_return target.error();
@@ -84,18 +88,21 @@ asio::awaitable<result<tls_stream>> tls_stream::connect(std::string host_port, t
       options.server_name.empty() ? target->host : std::string(options.server_name);
   const detail::deadline until(options.limit);
   auto tcp = co_await tcp_stream::connect(
-      std::move(host_port), connect_options{.local = options.local, .limit = options.limit});
+      std::move(host_port), connect_options{.local = options.local, .limit = options.limit}, where);
   if (!tcp) co_return tcp.error();
   tls_stream stream(std::move(*tcp), std::move(context), std::move(server_name));
-  if (auto shaken = co_await stream.handshake(until.remaining()); !shaken) co_return shaken.error();
+  if (auto shaken = co_await stream.handshake(until.remaining(), where); !shaken) {
+    co_return shaken.error();
+  }
   co_return std::move(stream);
 }
 
-asio::awaitable<result<void>> tls_stream::handshake(call_timeout limit) {
-  return finish_handshake(limit_for(limit));
+asio::awaitable<result<void>> tls_stream::handshake(call_timeout limit, source_location where) {
+  return finish_handshake(limit_for(limit), detail::wait_side::receive, where);
 }
 
-asio::awaitable<result<void>> tls_stream::finish_handshake(timeout limit) {
+asio::awaitable<result<void>> tls_stream::finish_handshake(timeout limit, detail::wait_side side,
+                                                           source_location where) {
   const detail::deadline until(limit);
   while (stage_ == stage::running) {
     // Another operation (a reader's, say, while this is a writer's) runs it: wait for its end.
@@ -103,6 +110,7 @@ asio::awaitable<result<void>> tls_stream::finish_handshake(timeout limit) {
       handshake_waiters_ = std::make_unique<asio::steady_timer>(
           get_executor(), asio::steady_timer::time_point::max());
     }
+    detail::wait_scope waiting(waits_, side, detail::wait_kind::handshake, native_handle(), where);
     auto [ec] = co_await detail::with_limit(
         [&](auto token) { return handshake_waiters_->async_wait(std::move(token)); },
         until.remaining());
@@ -113,15 +121,17 @@ asio::awaitable<result<void>> tls_stream::finish_handshake(timeout limit) {
   }
   if (stage_ == stage::established) co_return result<void>();
   if (stage_ == stage::failed) co_return handshake_error_;
-  co_return co_await run_handshake(until.remaining());
+  co_return co_await run_handshake(until.remaining(), side, where);
 }
 
-asio::awaitable<result<void>> tls_stream::run_handshake(timeout limit) {
+asio::awaitable<result<void>> tls_stream::run_handshake(timeout limit, detail::wait_side side,
+                                                        source_location where) {
   stage_ = stage::running;
-  const auto side =
+  detail::wait_scope waiting(waits_, side, detail::wait_kind::handshake, native_handle(), where);
+  const auto role =
       context_.is_server() ? asio::ssl::stream_base::server : asio::ssl::stream_base::client;
   auto [ec] = co_await detail::with_limit(
-      [&](auto token) { return stream_.async_handshake(side, std::move(token)); }, limit);
+      [&](auto token) { return stream_.async_handshake(role, std::move(token)); }, limit);
   if (ec) {
     handshake_error_ = handshake_error(ec);
     stage_ = stage::failed;
@@ -179,59 +189,76 @@ std::error_code tls_stream::send_error(const std::error_code& ec) {
 
 io_result tls_stream::counted_received(const std::error_code& ec, std::size_t n) {
   if (counters_) counters_->add_received(n);
-  return io_result(n, io_error(ec));
+  auto error = io_error(ec);
+  detail::observe_received(error, n);
+  return io_result(n, error);
 }
 
 io_result tls_stream::counted_sent(const std::error_code& ec, std::size_t n) {
   if (counters_) counters_->add_sent(n);
-  return io_result(n, send_error(ec));
+  auto error = send_error(ec);
+  detail::observe_sent(error, n);
+  return io_result(n, error);
 }
 
 // The handshake if it is still to come, then the operation `start(token)` starts, both within
-// `limit`. A failed handshake's error comes back as the operation's, with no bytes.
+// `limit`. A failed handshake's error comes back as the operation's, with no bytes. The wait is
+// recorded on `side`: a handshake, then a receive or a send.
 template <class Start>
 asio::awaitable<std::tuple<std::error_code, std::size_t>> tls_stream::after_handshake(
-    Start start, call_timeout limit) {
+    Start start, call_timeout limit, detail::wait_side side, source_location where) {
   const detail::deadline until(limit_for(limit));
   if (stage_ != stage::established) {
-    if (auto shaken = co_await finish_handshake(until.remaining()); !shaken) {
+    if (auto shaken = co_await finish_handshake(until.remaining(), side, where); !shaken) {
       co_return std::tuple(shaken.error(), std::size_t{0});
     }
   }
+  const auto kind =
+      side == detail::wait_side::receive ? detail::wait_kind::recv : detail::wait_kind::send;
+  detail::wait_scope waiting(waits_, side, kind, native_handle(), where);
   co_return co_await detail::with_limit(std::move(start), until.remaining());
 }
 
-asio::awaitable<io_result> tls_stream::send(asio::const_buffer data, call_timeout limit) {
+asio::awaitable<io_result> tls_stream::send(asio::const_buffer data, call_timeout limit,
+                                            source_location where) {
   if (send_interrupted_) co_return make_error_code(errc::tls_send_interrupted);
   auto [ec, n] = co_await after_handshake(
-      [&](auto token) { return stream_.async_write_some(data, std::move(token)); }, limit);
+      [&](auto token) { return stream_.async_write_some(data, std::move(token)); }, limit,
+      detail::wait_side::send, where);
   co_return counted_sent(ec, n);
 }
 
-asio::awaitable<io_result> tls_stream::send_all(asio::const_buffer data, call_timeout limit) {
+asio::awaitable<io_result> tls_stream::send_all(asio::const_buffer data, call_timeout limit,
+                                                source_location where) {
   if (send_interrupted_) co_return make_error_code(errc::tls_send_interrupted);
   auto [ec, n] = co_await after_handshake(
-      [&](auto token) { return asio::async_write(stream_, data, std::move(token)); }, limit);
+      [&](auto token) { return asio::async_write(stream_, data, std::move(token)); }, limit,
+      detail::wait_side::send, where);
   co_return counted_sent(ec, n);
 }
 
-asio::awaitable<io_result> tls_stream::recv(asio::mutable_buffer buffer, call_timeout limit) {
+asio::awaitable<io_result> tls_stream::recv(asio::mutable_buffer buffer, call_timeout limit,
+                                            source_location where) {
   auto [ec, n] = co_await after_handshake(
-      [&](auto token) { return stream_.async_read_some(buffer, std::move(token)); }, limit);
+      [&](auto token) { return stream_.async_read_some(buffer, std::move(token)); }, limit,
+      detail::wait_side::receive, where);
   co_return counted_received(ec, n);
 }
 
-asio::awaitable<io_result> tls_stream::recv_exact(asio::mutable_buffer buffer, call_timeout limit) {
+asio::awaitable<io_result> tls_stream::recv_exact(asio::mutable_buffer buffer, call_timeout limit,
+                                                  source_location where) {
   auto [ec, n] = co_await after_handshake(
-      [&](auto token) { return asio::async_read(stream_, buffer, std::move(token)); }, limit);
+      [&](auto token) { return asio::async_read(stream_, buffer, std::move(token)); }, limit,
+      detail::wait_side::receive, where);
   co_return counted_received(ec, n);
 }
 
-asio::awaitable<result<void>> tls_stream::shutdown(call_timeout limit) {
+asio::awaitable<result<void>> tls_stream::shutdown(call_timeout limit, source_location where) {
   if (send_interrupted_) co_return make_error_code(errc::tls_send_interrupted);
   const detail::deadline until(limit_for(limit));
   if (stage_ != stage::established) {
-    if (auto shaken = co_await finish_handshake(until.remaining()); !shaken) {
+    if (auto shaken = co_await finish_handshake(until.remaining(), detail::wait_side::send, where);
+        !shaken) {
       co_return shaken.error();
     }
   }
@@ -244,6 +271,8 @@ asio::awaitable<result<void>> tls_stream::shutdown(call_timeout limit) {
   // queued if the peer's is marked received, so the mark is set around the call and put
   // back before anything else can read. The call happens when Asio starts the operation,
   // within the initiation below; what is left is the write of the queued record.
+  detail::wait_scope waiting(waits_, detail::wait_side::send, detail::wait_kind::shutdown,
+                             native_handle(), where);
   auto [ec] = co_await detail::with_limit(
       [&](auto token) {
         return asio::async_initiate<decltype(token), void(std::error_code)>(

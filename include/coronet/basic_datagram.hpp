@@ -12,6 +12,7 @@
 #include "coronet/datagram_result.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/timeout.hpp"
 
 namespace coronet {
@@ -43,17 +44,21 @@ class basic_datagram : public basic_socket<typename Protocol::socket> {
   /// coronet::errc::wrong_address_family, ...
   /// Cancellation: either the whole datagram was sent or none of it.
   asio::awaitable<io_result> send_to(asio::const_buffer datagram, const endpoint& to,
-                                     call_timeout limit = {});
+                                     call_timeout limit = {},
+                                     source_location where = source_location::current());
 
   /// Receives the next datagram into `buffer`, with its sender.
   /// Cancellation: safe; a datagram that arrives later waits for the next receive.
-  asio::awaitable<datagram_result> recv_from(asio::mutable_buffer buffer, call_timeout limit = {});
+  asio::awaitable<datagram_result> recv_from(asio::mutable_buffer buffer, call_timeout limit = {},
+                                             source_location where = source_location::current());
 
   /// Sends one datagram to the connected peer.
-  asio::awaitable<io_result> send(asio::const_buffer datagram, call_timeout limit = {});
+  asio::awaitable<io_result> send(asio::const_buffer datagram, call_timeout limit = {},
+                                  source_location where = source_location::current());
 
   /// Receives the next datagram from the connected peer.
-  asio::awaitable<datagram_result> recv(asio::mutable_buffer buffer, call_timeout limit = {});
+  asio::awaitable<datagram_result> recv(asio::mutable_buffer buffer, call_timeout limit = {},
+                                        source_location where = source_location::current());
 
   /// The bound address (getsockname), read from the kernel: an unbound socket gets one on its
   /// first send. `0.0.0.0:0` or `unix:` when it has none.

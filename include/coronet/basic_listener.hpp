@@ -8,6 +8,7 @@
 #include "coronet/basic_socket.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/timeout.hpp"
 
 namespace coronet {
@@ -30,21 +31,24 @@ class basic_listener : public basic_socket<asio::basic_socket_acceptor<Protocol>
 
   /// Waits for the next connection; the stream lives on the listener's executor.
   /// Cancellation: safe; a connection completed by the kernel stays queued for the next accept().
-  asio::awaitable<result<Stream>> accept(call_timeout limit = {});
+  asio::awaitable<result<Stream>> accept(call_timeout limit = {},
+                                         source_location where = source_location::current());
 
   /// Waits for the next connection and places its stream on `target`, another thread's
   /// executor for instance.
   /// Thread safety: await it on the listener's executor, like accept(); the stream it returns
   /// there belongs to `target`: hand it over (spawn(target, ...)) before using it.
   asio::awaitable<result<Stream>> accept(const asio::any_io_executor& target,
-                                         call_timeout limit = {});
+                                         call_timeout limit = {},
+                                         source_location where = source_location::current());
 
   /// Waits until a connection is queued, without taking it: the next accept() returns at
   /// once. A server with several listeners waits so before taking a connection slot, so that
   /// an idle listener holds none.
   /// Errors: std::errc::operation_canceled after close(); std::errc::timed_out.
   /// Cancellation: safe; nothing is taken.
-  asio::awaitable<result<void>> wait_for_connection(call_timeout limit = {});
+  asio::awaitable<result<void>> wait_for_connection(
+      call_timeout limit = {}, source_location where = source_location::current());
 
   /// The bound endpoint (getsockname), with the real port when bound to port 0.
   const endpoint& local_endpoint() const noexcept { return local_; }

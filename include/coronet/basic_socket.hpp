@@ -8,6 +8,7 @@
 #include <asio/any_io_executor.hpp>
 
 #include "coronet/detail/io.hpp"
+#include "coronet/detail/observer.hpp"
 #include "coronet/result.hpp"
 #include "coronet/socket_option.hpp"
 #include "coronet/timeout.hpp"
@@ -87,6 +88,8 @@ class basic_socket {
   ~basic_socket() = default;
 
   AsioSocket socket_;
+  // What its operations wait on, for a runtime that observes (runtime::suspended_operations).
+  detail::wait_record waits_;
 
  private:
   timeout timeout_ = no_timeout;

@@ -15,6 +15,7 @@
 #include "coronet/byte_counters.hpp"
 #include "coronet/result.hpp"
 #include "coronet/shutdown_type.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/timeout.hpp"
 
 namespace coronet {
@@ -29,6 +30,10 @@ namespace coronet {
 /// Timeouts: each operation takes an optional limit of its own; without one it gets the
 /// socket's (set_timeout()). A limit that passes ends the operation with std::errc::timed_out,
 /// and bytes() still says how much it moved first.
+///
+/// Observation: on a runtime that observes, each operation that waits is listed by
+/// runtime::suspended_operations() with `where`, the source location of the call (left to its
+/// default), and counted in runtime::metrics().
 ///
 /// Cancellation: any operation can be cancelled from another coroutine, through the awaiting
 /// coroutine's cancellation slot (a parallel group, `||`, a cancelled parent), or by close().
@@ -46,24 +51,28 @@ class basic_stream : public basic_socket<AsioSocket> {
  public:
   /// Sends some of `data` (at least one byte unless `data` is empty); returns how many.
   /// Cancellation: bytes reported are sent; on cancellation none were.
-  asio::awaitable<io_result> send(asio::const_buffer data, call_timeout limit = {});
+  asio::awaitable<io_result> send(asio::const_buffer data, call_timeout limit = {},
+                                  source_location where = source_location::current());
 
   /// Sends all of `data`. On failure, bytes() says how many were handed to the kernel first;
   /// the limit covers the whole of `data`.
   /// Cancellation: part of `data` may have been sent; bytes() says how much. Send the rest, or
   /// give up on the stream: the peer may have a partial message.
-  asio::awaitable<io_result> send_all(asio::const_buffer data, call_timeout limit = {});
+  asio::awaitable<io_result> send_all(asio::const_buffer data, call_timeout limit = {},
+                                      source_location where = source_location::current());
 
   /// Receives some bytes into `buffer` (at least one unless `buffer` is empty).
   /// Errors: coronet::errc::eof once the peer has closed and everything was read.
   /// Cancellation: safe, no data is lost; the next recv() gets it.
-  asio::awaitable<io_result> recv(asio::mutable_buffer buffer, call_timeout limit = {});
+  asio::awaitable<io_result> recv(asio::mutable_buffer buffer, call_timeout limit = {},
+                                  source_location where = source_location::current());
 
   /// Fills all of `buffer`. On failure, bytes() says how many arrived first (eof mid-way gives
   /// coronet::errc::eof with bytes() < buffer.size()); the limit covers the whole buffer.
   /// Cancellation: bytes received before it are in `buffer`, and bytes() says how many; nothing
   /// else is lost. Continue with a recv_exact() for the rest.
-  asio::awaitable<io_result> recv_exact(asio::mutable_buffer buffer, call_timeout limit = {});
+  asio::awaitable<io_result> recv_exact(asio::mutable_buffer buffer, call_timeout limit = {},
+                                        source_location where = source_location::current());
 
   /// Waits until a receive would not wait: bytes have arrived, the peer has closed, or the
   /// stream has failed. Nothing is read. With try_recv() and try_send(), a server can hold an
@@ -73,7 +82,8 @@ class basic_stream : public basic_socket<AsioSocket> {
   /// better with recv() into a small buffer of its own (examples/echo_session.hpp).
   /// Errors: std::errc::timed_out; std::errc::operation_canceled after close().
   /// Cancellation: safe, nothing is lost.
-  asio::awaitable<result<void>> wait_readable(call_timeout limit = {});
+  asio::awaitable<result<void>> wait_readable(call_timeout limit = {},
+                                              source_location where = source_location::current());
 
   /// One receive that never waits: the bytes already there (at least one unless `buffer` is
   /// empty), or std::errc::operation_would_block when there are none yet;
@@ -105,16 +115,21 @@ class basic_stream : public basic_socket<AsioSocket> {
 
  private:
   // recv() and wait_readable() under a time limit (without one each is Asio's operation itself).
-  asio::awaitable<io_result> recv_within(asio::mutable_buffer buffer, timeout limit);
-  asio::awaitable<result<void>> wait_readable_within(timeout limit);
+  asio::awaitable<io_result> recv_within(asio::mutable_buffer buffer, timeout limit,
+                                         source_location where);
+  asio::awaitable<result<void>> wait_readable_within(timeout limit, source_location where);
 
   io_result counted_received(const std::error_code& ec, std::size_t n) noexcept {
     if (counters_) counters_->add_received(n);
-    return io_result(n, detail::to_coronet_error(ec));
+    auto error = detail::to_coronet_error(ec);
+    detail::observe_received(error, n);
+    return io_result(n, error);
   }
   io_result counted_sent(const std::error_code& ec, std::size_t n) noexcept {
     if (counters_) counters_->add_sent(n);
-    return io_result(n, detail::to_coronet_error(ec));
+    auto error = detail::to_coronet_error(ec);
+    detail::observe_sent(error, n);
+    return io_result(n, error);
   }
   // Whether the next send may go straight to the kernel (see send_now() in basic_stream.cpp):
   // true but once every `sends_between_waits` sends, so that a sender whose peer keeps up

@@ -2,9 +2,11 @@
 // runtime: a pool of threads, one io_context each, that a server spreads its connections over.
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -14,7 +16,25 @@
 #include <asio/awaitable.hpp>
 #include <asio/io_context.hpp>
 
+#include "coronet/metrics.hpp"
+#include "coronet/suspended_operation.hpp"
+#include "coronet/timeout.hpp"
+
 namespace coronet {
+
+namespace detail {
+struct thread_observer;
+}  // namespace detail
+
+/// How a runtime is made; fill with designated initialisers: `{.threads = 4, .observe = true}`.
+struct runtime_options {
+  /// How many threads; nullopt: one per hardware thread.
+  std::optional<std::size_t> threads = std::nullopt;
+  /// Whether its threads keep counters (metrics()) and record what each operation of a coronet
+  /// socket or timer waits on (suspended_operations()). It costs each operation a few counter
+  /// updates and a read of the coarse clock (benchmarks/README.md, "Observation").
+  bool observe = false;
+};
 
 /// N threads, each running an io_context of its own: the threading model of coronet's
 /// servers. A connection lives on one context for its whole life, so its coroutines never run
@@ -52,6 +72,9 @@ class runtime {
 
   /// `threads` threads. Throws std::invalid_argument when `threads` is 0.
   explicit runtime(std::size_t threads);
+
+  /// As `options` says. Throws std::invalid_argument when `options.threads` is 0.
+  explicit runtime(runtime_options options);
 
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;
@@ -104,6 +127,24 @@ class runtime {
   /// Whether stop() has been called. Safe from any thread.
   bool stopped() const noexcept { return stopped_.load(std::memory_order_acquire); }
 
+  /// Whether the runtime observes (runtime_options::observe). Safe from any thread.
+  bool observing() const noexcept { return observe_; }
+
+  /// Its counters now, per thread and summed, each read without stopping anything; all 0
+  /// unless it observes. Safe from any thread.
+  metrics_snapshot metrics() const;
+
+  /// Every operation its coroutines wait on now, with where each is awaited and since when.
+  /// Each thread lists its own between two handlers; a thread that does not answer within
+  /// `limit` (busy in one handler all that time) is named in `unanswered`. Await it from any
+  /// executor while the runtime runs; empty unless it observes. Safe from any thread.
+  asio::awaitable<suspended_report> suspended_operations(
+      timeout limit = std::chrono::seconds(1)) const;
+
+  /// Internal, for coronet's servers: thread `index`'s observer, or nullptr unless the runtime
+  /// observes.
+  detail::thread_observer* observer_of(std::size_t index) const noexcept;
+
   /// Wires SIGINT and SIGTERM to a graceful stop: the first runs `graceful_stop()` on context 0
   /// and, when it has finished (or thrown: logged), calls stop(); a second signal calls stop()
   /// at once. Without `graceful_stop`, the first signal calls stop(). Call before start(),
@@ -132,6 +173,7 @@ class runtime {
   std::atomic<std::size_t> next_{0};
   std::atomic<bool> stopped_{false};
   bool started_ = false;
+  bool observe_ = false;
   struct signal_state;
   std::shared_ptr<signal_state> signals_;
 };

@@ -16,6 +16,7 @@
 #include "coronet/detail/timed.hpp"
 #include "coronet/error.hpp"
 #include "coronet/result.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/timeout.hpp"
 
 namespace coronet {
@@ -76,16 +77,18 @@ class stream_reader {
   /// Errors: errc::line_too_long for a line longer than max_line: the reader drops the part of
   /// it that it holds (through its "\n" if that had arrived), so the next read may return the
   /// rest of it; usually the caller should close. errc::eof, errc::unexpected_eof as above.
-  asio::awaitable<result<std::string_view>> read_line(call_timeout limit = {}) {
-    return next_piece("\n", true, limit);
+  asio::awaitable<result<std::string_view>> read_line(
+      call_timeout limit = {}, source_location where = source_location::current()) {
+    return next_piece("\n", true, limit, where);
   }
 
   /// The bytes up to `delimiter`, which is consumed and not returned; any bytes, binary
   /// included. Errors as read_line(); std::errc::invalid_argument for an empty delimiter or
   /// one longer than buffer_size.
-  asio::awaitable<result<std::string_view>> read_until(std::string_view delimiter,
-                                                       call_timeout limit = {}) {
-    return next_piece(delimiter, false, limit);
+  asio::awaitable<result<std::string_view>> read_until(
+      std::string_view delimiter, call_timeout limit = {},
+      source_location where = source_location::current()) {
+    return next_piece(delimiter, false, limit, where);
   }
 
   /// Fills all of `out`: first from the buffer, then by recv() straight into `out`.
@@ -93,15 +96,16 @@ class stream_reader {
   /// Errors: errc::eof when the stream ended before the first byte, errc::unexpected_eof when
   /// it ended part-way.
   /// Cancellation: continue with a read_exact() for the rest of `out`.
-  asio::awaitable<io_result> read_exact(asio::mutable_buffer out, call_timeout limit = {}) {
+  asio::awaitable<io_result> read_exact(asio::mutable_buffer out, call_timeout limit = {},
+                                        source_location where = source_location::current()) {
     auto* dest = static_cast<char*>(out.data());
     std::size_t done = std::min(out.size(), end_ - begin_);
     if (done > 0) std::memcpy(dest, buf_.data() + begin_, done);
     begin_ += done;
     detail::deadline deadline(limit.value_or(no_timeout));
     while (done < out.size()) {
-      auto got = co_await stream_.recv(asio::buffer(dest + done, out.size() - done),
-                                       remaining(limit, deadline));
+      auto got = co_await recv(asio::buffer(dest + done, out.size() - done),
+                               remaining(limit, deadline), where);
       done += got.bytes();
       if (!got) co_return io_result(done, ended(got.error(), done > 0));
     }
@@ -121,10 +125,21 @@ class stream_reader {
   Stream& stream() noexcept { return stream_; }
 
  private:
+  // The stream's recv(), given the caller's source location when it takes one (coronet's
+  // streams do, for runtime::suspended_operations()).
+  asio::awaitable<io_result> recv(asio::mutable_buffer into, call_timeout limit,
+                                  source_location where) {
+    if constexpr (requires { stream_.recv(into, limit, where); }) {
+      return stream_.recv(into, limit, where);
+    } else {
+      return stream_.recv(into, limit);
+    }
+  }
+
   // `delimiter` is a view: read_line()'s literal, or read_until()'s argument, which lives
   // until the caller's co_await is done.
   asio::awaitable<result<std::string_view>> next_piece(std::string_view delimiter, bool strip_cr,
-                                                       call_timeout limit) {
+                                                       call_timeout limit, source_location where) {
     if (delimiter.empty() || delimiter.size() > buffer_size_) {
       co_return std::make_error_code(std::errc::invalid_argument);
     }
@@ -145,8 +160,8 @@ class stream_reader {
       }
       searched = unread.size() - std::min(unread.size(), delimiter.size() - 1);
       make_room();
-      auto got = co_await stream_.recv(asio::buffer(buf_.data() + end_, buf_.size() - end_),
-                                       remaining(limit, deadline));
+      auto got = co_await recv(asio::buffer(buf_.data() + end_, buf_.size() - end_),
+                               remaining(limit, deadline), where);
       end_ += got.bytes();
       if (!got) co_return ended(got.error(), begin_ != end_);
     }

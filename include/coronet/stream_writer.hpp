@@ -11,6 +11,7 @@
 
 #include "coronet/detail/timed.hpp"
 #include "coronet/result.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/timeout.hpp"
 
 namespace coronet {
@@ -59,7 +60,8 @@ class stream_writer {
   /// after the buffer is flushed so the order holds.
   /// On failure, bytes() says how much of `data` the writer took (sent, or buffered and
   /// counted in pending()); the rest of `data` was not taken.
-  asio::awaitable<io_result> write(asio::const_buffer data, call_timeout limit = {}) {
+  asio::awaitable<io_result> write(asio::const_buffer data, call_timeout limit = {},
+                                   source_location where = source_location::current()) {
     const auto* bytes = static_cast<const char*>(data.data());
     if (data.size() <= size_ - buf_.size()) {
       append(bytes, data.size());
@@ -70,20 +72,21 @@ class stream_writer {
     const bool small = data.size() < size_;
     const std::size_t taken = small ? size_ - buf_.size() : 0;
     append(bytes, taken);
-    if (auto flushed = co_await flush(remaining(limit, deadline)); !flushed) {
+    if (auto flushed = co_await flush(remaining(limit, deadline), where); !flushed) {
       co_return io_result(taken, flushed.error());
     }
     if (small) {
       append(bytes + taken, data.size() - taken);
       co_return io_result(data.size());
     }
-    co_return co_await stream_.send_all(data, remaining(limit, deadline));
+    co_return co_await send_all(data, remaining(limit, deadline), where);
   }
 
   /// Sends everything pending; returns how many bytes went.
-  asio::awaitable<io_result> flush(call_timeout limit = {}) {
+  asio::awaitable<io_result> flush(call_timeout limit = {},
+                                   source_location where = source_location::current()) {
     if (buf_.empty()) co_return io_result(0);
-    auto sent = co_await stream_.send_all(asio::buffer(buf_), limit);
+    auto sent = co_await send_all(asio::buffer(buf_), limit, where);
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(sent.bytes()));
     co_return sent;
   }
@@ -95,6 +98,16 @@ class stream_writer {
   Stream& stream() noexcept { return stream_; }
 
  private:
+  // The stream's send_all(), given the caller's source location when it takes one.
+  asio::awaitable<io_result> send_all(asio::const_buffer data, call_timeout limit,
+                                      source_location where) {
+    if constexpr (requires { stream_.send_all(data, limit, where); }) {
+      return stream_.send_all(data, limit, where);
+    } else {
+      return stream_.send_all(data, limit);
+    }
+  }
+
   void append(const char* bytes, std::size_t n) { buf_.insert(buf_.end(), bytes, bytes + n); }
 
   static call_timeout remaining(const call_timeout& limit, const detail::deadline& deadline) {

@@ -11,6 +11,7 @@
 #include "coronet/basic_stream.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/timeout.hpp"
 
 namespace coronet {
@@ -60,14 +61,17 @@ class tcp_stream : public basic_stream<asio::ip::tcp::socket> {
   /// `options.local` gives the bind error (std::errc::address_in_use, ...).
   /// Cancellation: the connection attempt is abandoned and its socket closed.
   /// Thread safety: safe from any coroutine; the stream belongs to that coroutine's executor.
-  static asio::awaitable<result<tcp_stream>> connect(endpoint remote, connect_options options = {});
+  static asio::awaitable<result<tcp_stream>> connect(
+      endpoint remote, connect_options options = {},
+      source_location where = source_location::current());
 
   /// Resolves `host_port` (`localhost:80`, `[::1]:80`) and connects to each address in turn
   /// until one accepts, all within `options.limit`. Errors: resolve()'s errors, the last
   /// address's connect error, or std::errc::timed_out when the limit ran out first.
   /// Thread safety: as the connect() above.
-  static asio::awaitable<result<tcp_stream>> connect(std::string host_port,
-                                                     connect_options options = {});
+  static asio::awaitable<result<tcp_stream>> connect(
+      std::string host_port, connect_options options = {},
+      source_location where = source_location::current());
 
   /// The local endpoint (getsockname), read when the stream was connected or accepted, so it
   /// stays available after the peer is gone.

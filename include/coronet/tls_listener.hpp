@@ -6,6 +6,7 @@
 
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/tcp_listener.hpp"
 #include "coronet/timeout.hpp"
 #include "coronet/tls_context.hpp"
@@ -43,15 +44,18 @@ class tls_listener {
 
   /// Waits for the next TCP connection; its stream lives on the listener's executor and has
   /// not shaken hands yet. Cancellation: safe, as tcp_listener's.
-  asio::awaitable<result<tls_stream>> accept(call_timeout limit = {});
+  asio::awaitable<result<tls_stream>> accept(call_timeout limit = {},
+                                             source_location where = source_location::current());
 
   /// The same, placing the stream on `target` (see basic_listener::accept).
   asio::awaitable<result<tls_stream>> accept(const asio::any_io_executor& target,
-                                             call_timeout limit = {});
+                                             call_timeout limit = {},
+                                             source_location where = source_location::current());
 
   /// Waits until a connection is queued, without taking it (see basic_listener).
-  asio::awaitable<result<void>> wait_for_connection(call_timeout limit = {}) {
-    return tcp_.wait_for_connection(limit);
+  asio::awaitable<result<void>> wait_for_connection(
+      call_timeout limit = {}, source_location where = source_location::current()) {
+    return tcp_.wait_for_connection(limit, where);
   }
 
   /// The bound endpoint, with the real port when bound to port 0.

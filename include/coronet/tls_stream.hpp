@@ -19,9 +19,11 @@
 
 #include "coronet/byte_counters.hpp"
 #include "coronet/detail/io.hpp"
+#include "coronet/detail/observer.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
 #include "coronet/socket_option.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/tcp_stream.hpp"
 #include "coronet/timeout.hpp"
 #include "coronet/tls_context.hpp"
@@ -101,36 +103,44 @@ class tls_stream {
   /// the calling coroutine's executor.
   /// Errors: tcp_stream::connect()'s, the handshake's (see the class), std::errc::timed_out.
   /// Thread safety: safe from any coroutine; the stream belongs to that coroutine's executor.
-  static asio::awaitable<result<tls_stream>> connect(endpoint remote, tls_context context,
-                                                     tls_connect_options options = {});
+  static asio::awaitable<result<tls_stream>> connect(
+      endpoint remote, tls_context context, tls_connect_options options = {},
+      source_location where = source_location::current());
 
   /// Resolves `host_port` (`example.com:443`), connects to each address in turn until one
   /// accepts, and shakes hands, sending and checking the host's name.
-  static asio::awaitable<result<tls_stream>> connect(std::string host_port, tls_context context,
-                                                     tls_connect_options options = {});
+  static asio::awaitable<result<tls_stream>> connect(
+      std::string host_port, tls_context context, tls_connect_options options = {},
+      source_location where = source_location::current());
 
   /// Runs the handshake now if it has not run, so that its failure shows before any data.
   /// Returns at once once done; after a failed one, its error again.
-  asio::awaitable<result<void>> handshake(call_timeout limit = {});
+  asio::awaitable<result<void>> handshake(call_timeout limit = {},
+                                          source_location where = source_location::current());
 
   /// Sends some of `data` (at most one TLS record's worth, 16 KiB); returns how many bytes.
-  asio::awaitable<io_result> send(asio::const_buffer data, call_timeout limit = {});
+  asio::awaitable<io_result> send(asio::const_buffer data, call_timeout limit = {},
+                                  source_location where = source_location::current());
 
   /// Sends all of `data`; on failure, bytes() says how many were encrypted and sent first.
-  asio::awaitable<io_result> send_all(asio::const_buffer data, call_timeout limit = {});
+  asio::awaitable<io_result> send_all(asio::const_buffer data, call_timeout limit = {},
+                                      source_location where = source_location::current());
 
   /// Receives some decrypted bytes into `buffer`.
   /// Errors: coronet::errc::eof after the peer's close_notify; errc::tls_truncated when the
   /// connection ended without one.
-  asio::awaitable<io_result> recv(asio::mutable_buffer buffer, call_timeout limit = {});
+  asio::awaitable<io_result> recv(asio::mutable_buffer buffer, call_timeout limit = {},
+                                  source_location where = source_location::current());
 
   /// Fills all of `buffer`; on failure, bytes() says how many arrived first.
-  asio::awaitable<io_result> recv_exact(asio::mutable_buffer buffer, call_timeout limit = {});
+  asio::awaitable<io_result> recv_exact(asio::mutable_buffer buffer, call_timeout limit = {},
+                                        source_location where = source_location::current());
 
   /// The graceful end of sending: sends a TLS close_notify, after which the peer's recv()
   /// reads coronet::errc::eof. This side can still recv() until the peer's own close_notify
   /// (errc::eof). The TLS form of shutdown(shutdown_type::send); close() afterwards.
-  asio::awaitable<result<void>> shutdown(call_timeout limit = {});
+  asio::awaitable<result<void>> shutdown(call_timeout limit = {},
+                                         source_location where = source_location::current());
 
   /// Closes the socket; pending operations complete with std::errc::operation_canceled.
   void close() noexcept;
@@ -193,10 +203,14 @@ class tls_stream {
   timeout limit_for(call_timeout limit) const noexcept { return limit.value_or(timeout_); }
   template <class Start>
   asio::awaitable<std::tuple<std::error_code, std::size_t>> after_handshake(Start start,
-                                                                            call_timeout limit);
+                                                                            call_timeout limit,
+                                                                            detail::wait_side side,
+                                                                            source_location where);
   // Runs or waits out the handshake, unless it is done.
-  asio::awaitable<result<void>> finish_handshake(timeout limit);
-  asio::awaitable<result<void>> run_handshake(timeout limit);
+  asio::awaitable<result<void>> finish_handshake(timeout limit, detail::wait_side side,
+                                                 source_location where);
+  asio::awaitable<result<void>> run_handshake(timeout limit, detail::wait_side side,
+                                              source_location where);
   // A failed handshake's error in coronet's terms, reading why OpenSSL failed.
   std::error_code handshake_error(const std::error_code& ec);
   // An operation's error in coronet's terms; a send's also marks the stream unable to send.
@@ -211,6 +225,7 @@ class tls_stream {
   asio::ip::tcp::endpoint remote_;
   timeout timeout_ = no_timeout;
   std::shared_ptr<byte_counters> counters_;
+  detail::wait_record waits_;  // what its operations wait on (runtime::suspended_operations)
   // Operations that meet a handshake another operation runs wait on this timer, which the
   // handshake cancels when done; made only then.
   std::unique_ptr<asio::steady_timer> handshake_waiters_;

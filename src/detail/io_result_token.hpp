@@ -3,6 +3,7 @@
 // token sees it:
 // - as_io_result: a receive's (error_code, bytes) to io_result, counting the bytes received;
 // - as_void_result: a wait's (error_code) to result<void>.
+// Both end the receive-side wait the operation's caller recorded (detail::wait_record).
 // With use_awaitable inside, `socket.async_read_some(buffer, as_io_result{...})` is already the
 // awaitable<io_result> that recv() returns: no coroutine of coronet's own in between, so no
 // frame to allocate, resume and destroy per operation, nor to hold while a connection waits.
@@ -19,6 +20,7 @@
 
 #include "coronet/byte_counters.hpp"
 #include "coronet/detail/io.hpp"
+#include "coronet/detail/observer.hpp"
 #include "coronet/result.hpp"
 
 namespace coronet::detail {
@@ -30,6 +32,7 @@ template <class Token>
 struct as_io_result {
   Token token;
   const std::shared_ptr<byte_counters>* counters;
+  wait_record* waits;
 };
 
 // The handler the operation completes: counts, converts, and hands on.
@@ -37,24 +40,33 @@ template <class Handler>
 struct io_result_handler {
   Handler handler;
   const std::shared_ptr<byte_counters>* counters;
+  wait_record* waits;
 
   void operator()(const std::error_code& ec, std::size_t bytes) {
+    waits->end(wait_side::receive);
     if (const auto& c = *counters) c->add_received(bytes);
-    std::move(handler)(io_result(bytes, to_coronet_error(ec)));
+    auto error = to_coronet_error(ec);
+    observe_received(error, bytes);
+    std::move(handler)(io_result(bytes, error));
   }
 };
 
 template <class Token>
 struct as_void_result {
   Token token;
+  wait_record* waits;
 };
 
 template <class Handler>
 struct void_result_handler {
   Handler handler;
+  wait_record* waits;
 
   void operator()(const std::error_code& ec) {
-    std::move(handler)(result<void>(to_coronet_error(ec)));
+    waits->end(wait_side::receive);
+    auto error = to_coronet_error(ec);
+    observe_received(error, 0);
+    std::move(handler)(result<void>(error));
   }
 };
 
@@ -78,12 +90,12 @@ struct async_result<coronet::detail::as_io_result<Token>, void(std::error_code, 
   template <class Initiation, class RawToken, class... Args>
   static auto initiate(Initiation&& initiation, RawToken&& token, Args&&... args) {
     return async_initiate<Token, void(coronet::io_result)>(
-        [initiation = std::forward<Initiation>(initiation), counters = token.counters](
-            auto&& handler, auto&&... rest) mutable {
+        [initiation = std::forward<Initiation>(initiation), counters = token.counters,
+         waits = token.waits](auto&& handler, auto&&... rest) mutable {
           using handler_type = std::decay_t<decltype(handler)>;
           std::move(initiation)(
               coronet::detail::io_result_handler<handler_type>{
-                  std::forward<decltype(handler)>(handler), counters},
+                  std::forward<decltype(handler)>(handler), counters, waits},
               std::forward<decltype(rest)>(rest)...);
         },
         token.token, std::forward<Args>(args)...);
@@ -96,12 +108,12 @@ struct async_result<coronet::detail::as_void_result<Token>, void(std::error_code
   template <class Initiation, class RawToken, class... Args>
   static auto initiate(Initiation&& initiation, RawToken&& token, Args&&... args) {
     return async_initiate<Token, void(coronet::result<void>)>(
-        [initiation = std::forward<Initiation>(initiation)](auto&& handler,
-                                                            auto&&... rest) mutable {
+        [initiation = std::forward<Initiation>(initiation), waits = token.waits](
+            auto&& handler, auto&&... rest) mutable {
           using handler_type = std::decay_t<decltype(handler)>;
           std::move(initiation)(
               coronet::detail::void_result_handler<handler_type>{
-                  std::forward<decltype(handler)>(handler)},
+                  std::forward<decltype(handler)>(handler), waits},
               std::forward<decltype(rest)>(rest)...);
         },
         token.token, std::forward<Args>(args)...);
