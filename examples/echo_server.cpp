@@ -12,6 +12,8 @@
 //         --grace seconds (1) to finish, closes the rest, removes the socket files it created,
 //         exits 0. A second signal stops at once.
 // Look:   kill -USR1 <pid> prints the connection table on stderr; the server goes on serving.
+//         With --metrics 127.0.0.1:9100: curl http://127.0.0.1:9100/metrics (counters) and
+//         curl http://127.0.0.1:9100/debug/connections (what each coroutine waits on).
 //
 // Options:
 //   --tcp ADDR, --udp ADDR, --unix PATH   what to serve (repeatable, at least one). Each --tcp is
@@ -42,6 +44,11 @@
 //                        open: connections open now; accepted: since start; bytes_in/out: over
 //                        every connection, open or ended; per_thread: the open connections on
 //                        thread 0/1/..., from the connection table.
+//   --metrics ADDR       observe the runtime (runtime_options::observe) and serve its metrics
+//                        over HTTP on ADDR (coronet::metrics_server): GET /metrics in Prometheus'
+//                        or OpenMetrics text, GET /debug/connections for the suspended
+//                        operations. Its ready line is `listening metrics HOST:PORT`, after the
+//                        others. Not with --workers: it shows one process.
 //   --log-level LEVEL    trace, debug, info (default), warn, error or off.
 //
 // Workers: --workers N runs N processes, each serving every --tcp and --tls listener with
@@ -61,6 +68,9 @@
 //        1      9      0  127.0.0.1:7000   127.0.0.1:51234         64         64       2.5
 // id: the server's number for the connection (the local column tells the servers apart); fd:
 // its descriptor; thread: the runtime thread serving it; age_s: seconds since it was accepted.
+// With --metrics, the table is followed by the suspended operations, as /debug/connections
+// shows them (coronet::format_suspended): what each connection waits on, since when, and the
+// source line of the co_await.
 //
 // Exit codes: 0 after a signal; 1 when an address is malformed or cannot be bound, or the
 // certificate or key cannot be loaded (one line on stderr), or with --workers when a worker fails
@@ -153,6 +163,7 @@ struct echo_service {
   const coronet::timeout idle;
   const std::optional<coronet::tls_context> tls;  // with --tls: --cert and --key
   std::vector<stream_server> servers;
+  std::optional<coronet::metrics_server> metrics;  // with --metrics
   // One socket per runtime thread for every --udp; socket k belongs to context k.
   std::vector<std::shared_ptr<coronet::udp_socket>> udp;
   asio::signal_set dump_signal;  // SIGUSR1; registered at once, so it never kills the process
@@ -254,12 +265,16 @@ std::string connection_table(const echo_service& service) {
   return table;
 }
 
-// On context 0: the connection table on stderr at every SIGUSR1, until the graceful stop.
+// On context 0: the connection table on stderr at every SIGUSR1 (with the suspended
+// operations when the runtime observes), until the graceful stop.
 asio::awaitable<void> dump_on_signal(echo_service& service) {
   for (;;) {
     auto [ec, signal] = co_await service.dump_signal.async_wait(nothrow_awaitable);
     if (ec || service.stopping) co_return;
-    const auto table = connection_table(service);
+    auto table = connection_table(service);
+    if (service.runtime.observing()) {
+      table += coronet::format_suspended(co_await service.runtime.suspended_operations());
+    }
     // One write, so that log lines from other threads do not cut into it.
     std::fwrite(table.data(), 1, table.size(), stderr);
     std::fflush(stderr);
@@ -310,16 +325,20 @@ asio::awaitable<void> graceful_stop(echo_service& service, coronet::timeout grac
                             coronet_examples::close_udp(service.udp[i]), asio::use_awaitable);
   }
   const auto cut = co_await stop_servers(service, grace);
+  if (service.metrics)
+    (void)co_await service.metrics->stop(coronet::timeout(std::chrono::seconds(0)));
   service.stopping = true;
   service.stats_timer.cancel();
   service.dump_signal.cancel();
   coronet::log().info("stopped: {} session(s) cut off after the grace period", cut);
 }
 
-// The runtime --threads asks for, or one thread per hardware thread (the runtime's default).
-coronet::runtime make_runtime(std::optional<unsigned> threads) {
-  if (threads) return coronet::runtime(*threads);
-  return coronet::runtime();
+// The runtime --threads asks for (else one thread per hardware thread), observing with
+// --metrics.
+coronet::runtime make_runtime(std::optional<unsigned> threads, bool observe) {
+  return coronet::runtime(coronet::runtime_options{
+      .threads = threads ? std::optional<std::size_t>(*threads) : std::nullopt,
+      .observe = observe});
 }
 
 coronet::timeout::duration seconds(double s) {
@@ -336,18 +355,28 @@ struct server_config {
   std::optional<coronet::timeout::duration> stats_every;
   coronet::result<std::size_t> file_limit;  // what raising the descriptor limit came to
   std::optional<coronet::tls_context> tls;  // loaded from --cert and --key
+  std::optional<std::string> metrics;       // --metrics ADDR
 };
 
 // Binds every listener, then serves until SIGINT/SIGTERM and the graceful stop; returns the
 // exit code. `bound` gets the ready lines once every listener is bound, before serving starts.
 int serve(const server_config& config,
           const std::function<void(const std::vector<std::string>&)>& bound) {
-  auto runtime = make_runtime(config.threads);
+  auto runtime = make_runtime(config.threads, config.metrics.has_value());
   // Declared after the runtime, so destroyed before it: a server must not outlive its runtime.
   echo_service echo(runtime, config.options, config.idle, config.tls);
   std::vector<std::string> ready_lines;
   try {
     for (const auto& request : config.requests) ready_lines.push_back(echo.bind(request));
+    if (config.metrics) {
+      const auto where = coronet::endpoint::parse(*config.metrics);
+      if (!where || !where->is_ip()) {
+        throw std::runtime_error("invalid --metrics '" + *config.metrics +
+                                 "': " + (where ? "not an IP address" : where.error().message()));
+      }
+      echo.metrics.emplace(coronet::metrics_server::bind(runtime, *where));
+      ready_lines.push_back("listening metrics " + echo.metrics->local_endpoint().to_string());
+    }
   } catch (const std::exception& e) {
     std::cerr << "echo_server: " << e.what() << std::endl;
     return 1;  // the listeners bound so far close (and remove their files) on the way out
@@ -432,6 +461,7 @@ int main(int argc, char** argv) {
   double idle_seconds = 0;
   double grace_seconds = 1;
   double stats_seconds = 0;
+  std::string metrics_address;
   // One value per occurrence, so that a stray word is an error rather than another address.
   auto* tcp_option =
       app.add_option("--tcp", tcp_addresses, "TCP on ADDR (127.0.0.1:0, [::1]:7000); repeatable")
@@ -484,6 +514,11 @@ int main(int argc, char** argv) {
                      "with --threads threads (default 1); the parent supervises them")
           ->type_name("N")
           ->check(CLI::Range(std::size_t{1}, std::size_t{256}));
+  auto* metrics_option =
+      app.add_option("--metrics", metrics_address,
+                     "observe the runtime and serve GET /metrics and GET /debug/connections over "
+                     "HTTP on ADDR")
+          ->type_name("ADDR");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   try {
@@ -536,7 +571,8 @@ int main(int argc, char** argv) {
       .stats_every =
           stats_option->count() > 0 ? std::optional(seconds(stats_seconds)) : std::nullopt,
       .file_limit = file_limit,
-      .tls = std::nullopt};
+      .tls = std::nullopt,
+      .metrics = metrics_option->count() > 0 ? std::optional(metrics_address) : std::nullopt};
   if (with_tls) {
     try {
       config.tls = coronet::tls_context::server({.cert_file = cert_file, .key_file = key_file});
@@ -547,6 +583,9 @@ int main(int argc, char** argv) {
   }
   if (workers_option->count() == 0) return serve(config, print_ready_lines);
 
+  if (config.metrics) {
+    return usage("--metrics shows one process's runtime: it does not go with --workers");
+  }
   // Worker processes share TCP ports only: a UDP socket or a Unix listener is one process's.
   for (const auto& request : config.requests) {
     if (request.what != listen_request::kind::tcp && request.what != listen_request::kind::tls) {

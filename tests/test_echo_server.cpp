@@ -31,6 +31,7 @@
 
 #include "support/child_process.hpp"
 #include "support/connection_table.hpp"
+#include "support/curl.hpp"
 #include "support/proc.hpp"
 #include "support/run.hpp"
 #include "support/tls.hpp"
@@ -135,6 +136,8 @@ TEST_CASE("echo_server: usage errors exit 2 with the usage on stderr") {
       {"--tls", "127.0.0.1:0"},                                       // no --cert and --key
       {"--tls", "127.0.0.1:0", "--cert", "c.pem"},                    // no --key
       {"--tcp", "127.0.0.1:0", "--cert", "c.pem", "--key", "k.pem"},  // and no --tls
+      {"--tcp", "127.0.0.1:0", "--metrics"},                          // missing value
+      {"--tcp", "127.0.0.1:0", "--workers", "2", "--metrics", "127.0.0.1:0"},  // one process's
   };
   for (const auto& args : cases) {
     std::string shown;
@@ -552,6 +555,58 @@ TEST_CASE("echo_server: SIGUSR1 writes the connection table to stderr - and it g
   CHECK(server.wait(5s) == 0);
 }
 
+TEST_CASE("echo_server: --metrics serves its counters and waits - and SIGUSR1 adds the waits") {
+  child_process server(echo_server,
+                       {"--tcp", "127.0.0.1:0", "--threads", "2", "--metrics", "127.0.0.1:0"});
+  const auto where = test::ready_endpoint(server.read_stdout_line(5s));
+  const auto metrics = test::ready_endpoint(server.read_stdout_line(5s), "metrics");
+  test::run(
+      [&]() -> asio::awaitable<void> {
+        auto clients = co_await test::ping_clients(where, 4);
+        // An echo is counted as it is handed to the kernel, before the client can read it:
+        // the four are in, and the page has one request in and nothing out yet.
+        const auto page = test::curl_get(metrics, "/metrics");
+        const auto lines = test::lines_of(page.body);
+        auto has = [&lines](const std::string& line) {
+          return std::find(lines.begin(), lines.end(), line) != lines.end();
+        };
+        CHECK(has("coronet_connections_accepted_total 5"));
+        CHECK(has("coronet_connections_open 5"));
+        CHECK(has("coronet_sent_messages_total 4"));
+        CHECK(has("coronet_sent_bytes_total 16"));
+        CHECK(has("coronet_received_messages_total 5"));
+        CHECK(has("coronet_threads 2"));
+        CHECK(has("coronet_suspended_operations{kind=\"recv\"} 4"));
+
+        const auto waits = test::curl_get(metrics, "/debug/connections");
+        std::size_t sessions = 0;
+        for (const auto& line : test::lines_of(waits.body)) {
+          if (line.find(" recv ") != std::string::npos &&
+              line.find("echo_session.hpp:") != std::string::npos) {
+            ++sessions;
+          }
+        }
+        CHECK(sessions == 4);
+
+        // SIGUSR1: the table, then the same waits.
+        server.send_signal(SIGUSR1);
+        (void)read_stderr_until(server, "suspended operations: ", 5s);
+        std::size_t listed = 0;
+        for (const auto& line : test::lines_of(server.read_all_stderr(500ms))) {
+          if (line.find("echo_session.hpp:") != std::string::npos) ++listed;
+        }
+        CHECK(listed == 4);
+        co_await expect_echo_within(where, "after the dump", 5s);
+      },
+      30s);
+  server.send_signal(SIGTERM);
+  CHECK(server.wait(5s) == 0);
+}
+
+TEST_CASE("echo_server: a bad --metrics ADDR exits 1 with one line") {
+  check_setup_failure({"--tcp", "127.0.0.1:0", "--metrics", "nonsense"}, "invalid --metrics");
+}
+
 TEST_CASE("echo_server: --stats logs a line every period with each server's counts") {
   child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--threads", "2", "--stats", "0.2"});
   const auto where = test::ready_endpoint(server.read_stdout_line(5s));
@@ -635,9 +690,10 @@ TEST_CASE("echo_server: out of descriptors it warns - does not spin - and serves
   MESSAGE("skipped under UBSan: its vptr check needs a free descriptor");
   return;
 #endif
-  child_process server(echo_server,
-                       {"--tcp", "127.0.0.1:0", "--threads", "2", "--log-level", "warn"});
+  child_process server(echo_server, {"--tcp", "127.0.0.1:0", "--threads", "2", "--log-level",
+                                     "warn", "--metrics", "127.0.0.1:0"});
   const auto where = test::ready_endpoint(server.read_stdout_line(5s));
+  const auto metrics = test::ready_endpoint(server.read_stdout_line(5s), "metrics");
   // Room for a few descriptors more than it holds now, far fewer than the clients below.
   const auto limit = static_cast<rlim_t>(test::open_descriptors(server.pid()) + 8);
   const rlimit lowered{limit, limit};
@@ -668,6 +724,12 @@ TEST_CASE("echo_server: out of descriptors it warns - does not spin - and serves
         // (3) Once the clients are gone, it serves again.
         clients.clear();
         co_await expect_echo_within(where, "descriptors are back", 10s);
+
+        // (4) Its metrics counted the failed accepts.
+        const auto page = test::curl_get(metrics, "/metrics");
+        const auto exhausted = page.body.find("\ncoronet_accept_exhausted_total ");
+        REQUIRE(exhausted != std::string::npos);
+        CHECK_MESSAGE(page.body.substr(exhausted + 33, 2) != "0\n", page.body);
       },
       30s);
   server.send_signal(SIGTERM);
