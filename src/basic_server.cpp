@@ -210,6 +210,14 @@ struct basic_server<Listener>::state {
   std::atomic<std::uint64_t> ended_received{0};  // bytes of the connections that have ended
   std::atomic<std::uint64_t> ended_sent{0};
   std::atomic<bool> stopping{false};
+  // The server's own round-robin turn: its connections spread evenly over the threads even
+  // when other servers on the runtime accept in between (a runtime-wide turn would let two
+  // servers take alternate threads each).
+  std::atomic<std::size_t> turn{0};
+
+  std::size_t next_thread() noexcept {
+    return turn.fetch_add(1, std::memory_order_relaxed) % owner.size();
+  }
 
   // Lists the connection in its thread's table, counting its bytes from now on.
   static void register_connection(state& self, std::size_t thread, std::uint64_t id,
@@ -328,7 +336,7 @@ struct basic_server<Listener>::state {
       // Taken before accept(): at the limit, clients wait in the kernel's backlog.
       auto slot = co_await self->limit->acquire();
       if (!slot) co_return;
-      const std::size_t target = hand_over ? self->owner.next_index() : home;
+      const std::size_t target = hand_over ? self->next_thread() : home;
       // Not a ?: with a co_await in each branch: GCC 12 miscompiles that (double destruction).
       result<stream_type> stream = std::error_code();
       if (hand_over) {

@@ -109,6 +109,30 @@ TEST_CASE("tcp_server: round_robin hands connections to every thread in turn") {
   });
 }
 
+TEST_CASE("tcp_server: two servers on one runtime each spread their own connections evenly") {
+  coronet::runtime threads(2);
+  auto seen_a = std::make_shared<probe>(threads);
+  auto seen_b = std::make_shared<probe>(threads);
+  auto a = tcp_server::bind(threads, test::any_v4(), noting_echo(seen_a));
+  auto b = tcp_server::bind(threads, test::any_v4(), noting_echo(seen_b));
+  test::running run(threads);
+  test::run([&]() -> asio::awaitable<void> {
+    // Alternately: a runtime-wide turn would give each server the same thread every time.
+    std::vector<tcp_stream> clients;
+    for (int i = 0; i < 4; ++i) {
+      auto more = co_await test::ping_clients((i % 2 == 0 ? a : b).local_endpoint(), 1);
+      clients.push_back(std::move(more.front()));
+    }
+    for (auto* seen : {seen_a.get(), seen_b.get()}) {
+      std::lock_guard lock(seen->mutex);
+      std::set<std::size_t> used;
+      for (const auto& [port, thread] : seen->thread_of_peer) used.insert(thread);
+      CHECK(seen->thread_of_peer.size() == 2);
+      CHECK(used == std::set<std::size_t>{0, 1});
+    }
+  });
+}
+
 TEST_CASE("tcp_server: reuse_port gives every thread a listener of its own") {
   coronet::runtime threads(4);
   auto seen = std::make_shared<probe>(threads);

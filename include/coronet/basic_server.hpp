@@ -28,8 +28,8 @@ class tls_listener;
 /// Where a server accepts and where its connections run.
 enum class placement {
   /// One listener; its accept loop runs on context 0 and hands each new connection to the
-  /// next context in turn (muduo). The spread is even whatever the clients' addresses; one
-  /// thread does every accept.
+  /// next context in turn (muduo), each server keeping its own turn. The spread is even
+  /// whatever the clients' addresses; one thread does every accept.
   round_robin,
   /// One SO_REUSEPORT listener per context, each accepting for its own thread (Seastar,
   /// libcoro); the kernel picks the listener by a hash of the connection's addresses. No
