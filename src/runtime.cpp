@@ -154,6 +154,7 @@ void runtime::run_thread(std::size_t index, bool own_thread) {
   struct observing_scope {
     observing_scope(thread_context& c, bool on) : context(c), active(on) {
       if (!active) return;
+      previous = detail::current_observer;  // run() from a thread of another runtime
       detail::current_observer = &context.observer;
       clockid_t clock{};
       if (::pthread_getcpuclockid(::pthread_self(), &clock) == 0) context.cpu_clock = clock;
@@ -166,10 +167,11 @@ void runtime::run_thread(std::size_t index, bool own_thread) {
         context.cpu_ns_before =
             static_cast<std::int64_t>(used.tv_sec) * 1'000'000'000 + used.tv_nsec;
       }
-      detail::current_observer = nullptr;
+      detail::current_observer = previous;
     }
     thread_context& context;
     bool active;
+    detail::thread_observer* previous = nullptr;
   } observing(context, observe_);
   for (;;) {
     try {
