@@ -10,7 +10,7 @@ namespace coronet {
 
 asio::awaitable<result<void>> sleep(timeout::duration how_long, source_location where) {
   asio::steady_timer timer(co_await asio::this_coro::executor, how_long);
-  detail::wait_record waits;
+  detail::wait_slot waits;
   detail::wait_scope waiting(waits, detail::wait_side::receive, detail::wait_kind::timer, -1,
                              where);
   auto [ec] = co_await timer.async_wait(detail::use_nothrow);

@@ -44,7 +44,7 @@ asio::awaitable<result<tcp_stream>> tcp_stream::connect(endpoint remote, connect
     if (ec) co_return detail::to_coronet_error(ec);
   }
   const auto native = remote.tcp();
-  detail::wait_record waits;
+  detail::wait_slot waits;
   detail::wait_scope waiting(waits, detail::wait_side::send, detail::wait_kind::connect,
                              socket.native_handle(), where);
   std::tie(ec) = co_await detail::with_limit(

@@ -89,7 +89,7 @@ class basic_socket {
 
   AsioSocket socket_;
   // What its operations wait on, for a runtime that observes (runtime::suspended_operations).
-  detail::wait_record waits_;
+  detail::wait_slot waits_;
 
  private:
   timeout timeout_ = no_timeout;

@@ -225,7 +225,7 @@ class tls_stream {
   asio::ip::tcp::endpoint remote_;
   timeout timeout_ = no_timeout;
   std::shared_ptr<byte_counters> counters_;
-  detail::wait_record waits_;  // what its operations wait on (runtime::suspended_operations)
+  detail::wait_slot waits_;  // what its operations wait on (runtime::suspended_operations)
   // Operations that meet a handshake another operation runs wait on this timer, which the
   // handshake cancels when done; made only then.
   std::unique_ptr<asio::steady_timer> handshake_waiters_;

@@ -3,7 +3,7 @@
 // token sees it:
 // - as_io_result: a receive's (error_code, bytes) to io_result, counting the bytes received;
 // - as_void_result: a wait's (error_code) to result<void>.
-// Both end the receive-side wait the operation's caller recorded (detail::wait_record).
+// Both end the receive-side wait the operation's caller recorded (detail::wait_slot).
 // With use_awaitable inside, `socket.async_read_some(buffer, as_io_result{...})` is already the
 // awaitable<io_result> that recv() returns: no coroutine of coronet's own in between, so no
 // frame to allocate, resume and destroy per operation, nor to hold while a connection waits.
@@ -32,7 +32,7 @@ template <class Token>
 struct as_io_result {
   Token token;
   const std::shared_ptr<byte_counters>* counters;
-  wait_record* waits;
+  wait_slot* waits;
 };
 
 // The handler the operation completes: counts, converts, and hands on.
@@ -40,7 +40,7 @@ template <class Handler>
 struct io_result_handler {
   Handler handler;
   const std::shared_ptr<byte_counters>* counters;
-  wait_record* waits;
+  wait_slot* waits;
 
   void operator()(const std::error_code& ec, std::size_t bytes) {
     waits->end(wait_side::receive);
@@ -54,13 +54,13 @@ struct io_result_handler {
 template <class Token>
 struct as_void_result {
   Token token;
-  wait_record* waits;
+  wait_slot* waits;
 };
 
 template <class Handler>
 struct void_result_handler {
   Handler handler;
-  wait_record* waits;
+  wait_slot* waits;
 
   void operator()(const std::error_code& ec) {
     waits->end(wait_side::receive);

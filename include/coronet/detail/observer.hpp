@@ -10,11 +10,15 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <new>
 #include <system_error>
 
 #include "coronet/source_location.hpp"
 
 namespace coronet::detail {
+
+struct thread_observer;
 
 // One counter of one thread: written only by that thread (a load and a store, no locked
 // read-modify-write on the hot path), read from any thread.
@@ -58,26 +62,19 @@ struct wait_link {
 // What one socket (or timer) waits on: for each side, the kind, since when (the coarse
 // monotonic clock, nanoseconds) and the source location of the co_await. Linked into its
 // thread's list while either side waits, so that the thread can list what it waits on.
+// Held by a wait_slot, on the heap: it never moves while linked.
 //
 // Thread safety: only from the owner's executor, as the socket's own operations; a thread's
 // list is walked by that thread only.
 class wait_record : public wait_link {
  public:
   wait_record() noexcept = default;
-  wait_record(wait_record&& other) noexcept { take(other); }
-  wait_record& operator=(wait_record&& other) noexcept {
-    if (this != &other) {
-      unlink();
-      take(other);
-    }
-    return *this;
-  }
   wait_record(const wait_record&) = delete;
   wait_record& operator=(const wait_record&) = delete;
   ~wait_record() { unlink(); }
 
-  // An operation of `side` starts waiting (on a thread that observes; elsewhere, nothing).
-  inline void begin(wait_side side, wait_kind kind, int fd,
+  // An operation of `side` starts waiting, on the thread `observer` belongs to.
+  inline void begin(thread_observer& observer, wait_side side, wait_kind kind, int fd,
                     coronet::source_location where) noexcept;
 
   // The operation of `side` is over.
@@ -104,20 +101,6 @@ class wait_record : public wait_link {
     next->prev = prev;
     prev = next = nullptr;
   }
-  // Takes `other`'s entries and its place in its thread's list.
-  void take(wait_record& other) noexcept {
-    where_ = other.where_;
-    since_ = other.since_;
-    kind_ = other.kind_;
-    fd_ = other.fd_;
-    other.kind_ = {wait_kind::none, wait_kind::none};
-    if (other.next == nullptr) return;
-    prev = other.prev;
-    next = other.next;
-    prev->next = this;
-    next->prev = this;
-    other.prev = other.next = nullptr;
-  }
 
   std::array<coronet::source_location, 2> where_{};
   std::array<std::int64_t, 2> since_{};
@@ -125,20 +108,38 @@ class wait_record : public wait_link {
   int fd_ = -1;
 };
 
+// What a socket keeps of its waits: nothing but a pointer until it first waits on a thread
+// that observes, then a wait_record of its own (so that a runtime that does not observe costs
+// each connection 8 bytes, and a record never moves with its socket).
+class wait_slot {
+ public:
+  // An operation of `side` starts waiting: recorded on a thread that observes, else nothing.
+  inline void begin(wait_side side, wait_kind kind, int fd,
+                    coronet::source_location where) noexcept;
+
+  // The operation of `side` is over.
+  void end(wait_side side) noexcept {
+    if (record_) record_->end(side);
+  }
+
+ private:
+  std::unique_ptr<wait_record> record_;
+};
+
 // A wait for the length of a scope: a coroutine holds one across its co_await.
 class wait_scope {
  public:
-  wait_scope(wait_record& record, wait_side side, wait_kind kind, int fd,
+  wait_scope(wait_slot& slot, wait_side side, wait_kind kind, int fd,
              coronet::source_location where) noexcept
-      : record_(record), side_(side) {
-    record_.begin(side, kind, fd, where);
+      : slot_(slot), side_(side) {
+    slot_.begin(side, kind, fd, where);
   }
   wait_scope(const wait_scope&) = delete;
   wait_scope& operator=(const wait_scope&) = delete;
-  ~wait_scope() { record_.end(side_); }
+  ~wait_scope() { slot_.end(side_); }
 
  private:
-  wait_record& record_;
+  wait_slot& slot_;
   wait_side side_;
 };
 
@@ -180,21 +181,30 @@ inline std::int64_t coarse_now() noexcept {
   return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
-void wait_record::begin(wait_side side, wait_kind kind, int fd,
+void wait_record::begin(thread_observer& observer, wait_side side, wait_kind kind, int fd,
                         coronet::source_location where) noexcept {
-  thread_observer* observer = current_observer;
-  if (observer == nullptr) return;
   const auto s = static_cast<std::size_t>(side);
   where_[s] = where;
   since_[s] = coarse_now();
   kind_[s] = kind;
   fd_ = fd;
   if (next != nullptr) return;
-  wait_link& head = observer->waiting;
+  wait_link& head = observer.waiting;
   prev = head.prev;
   next = &head;
   head.prev->next = this;
   head.prev = this;
+}
+
+void wait_slot::begin(wait_side side, wait_kind kind, int fd,
+                      coronet::source_location where) noexcept {
+  thread_observer* observer = current_observer;
+  if (observer == nullptr) return;
+  if (!record_) {
+    record_.reset(new (std::nothrow) wait_record);
+    if (!record_) return;  // out of memory: this wait goes unrecorded
+  }
+  record_->begin(*observer, side, kind, fd, where);
 }
 
 // Counts an error an operation ended with: a timeout or a reset (`ec` in coronet's terms).
