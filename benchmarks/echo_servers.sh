@@ -1,10 +1,11 @@
 # echo_servers.sh: sourced by instructions.sh and idle_memory.sh, which measure one echo server
-# at a time on 127.0.0.1 with one thread (io_uring.sh and tls.sh take only `work`, its cleanup
-# and the summary table). It sets up `work` (a temporary directory, removed at exit along with
+# at a time on 127.0.0.1 with one thread (io_uring.sh, tls.sh and metrics.sh take only `work`
+# and its cleanup, and the summary table). It sets up `work` (a temporary directory, removed at exit along with
 # a server left running) and defines:
-#   server_program SPEC   the program of SPEC: coronet, asio, asio-coro, epoll (in $bin) or
-#                         NAME=PATH
-#   server_style SPEC     the options that pick its style (asio-coro: --coroutines), if any
+#   server_program SPEC   the program of SPEC: coronet, coronet-metrics (echo_server observing,
+#                         with --metrics), asio, asio-coro, epoll (in $bin) or NAME=PATH
+#   server_style SPEC     the options that pick its style (asio-coro: --coroutines,
+#                         coronet-metrics: --metrics 127.0.0.1:0), if any
 #   server_name SPEC      its name in the output
 #   check_servers SPEC... that every program exists, and coronet_bench too
 #   start_server SPEC SECONDS [PREFIX...]
@@ -20,7 +21,7 @@
 
 server_program() {
   case $1 in
-    coronet) echo "$bin/echo_server" ;;
+    coronet | coronet-metrics) echo "$bin/echo_server" ;;
     asio | asio-coro) echo "$bin/asio_echo_server" ;;
     epoll) echo "$bin/epoll_echo_server" ;;
     *=*) echo "${1#*=}" ;;
@@ -28,14 +29,19 @@ server_program() {
   esac
 }
 
-server_style() { if [ "$1" = asio-coro ]; then echo --coroutines; fi; }
+server_style() {
+  case $1 in
+    asio-coro) echo --coroutines ;;
+    coronet-metrics) echo --metrics 127.0.0.1:0 ;;
+  esac
+}
 
 server_name() { echo "${1%%=*}"; }
 
 check_servers() {
   local server program
   for server in "$@"; do
-    program=$(server_program "$server") || die "unknown server '$server': coronet, asio, asio-coro, epoll or NAME=PATH"
+    program=$(server_program "$server") || die "unknown server '$server': coronet, coronet-metrics, asio, asio-coro, epoll or NAME=PATH"
     [ -x "$program" ] || die "$program not found: make release"
   done
   [ -x "$bin/coronet_bench" ] || die "$bin/coronet_bench not found: make release"
