@@ -57,12 +57,12 @@ asio::awaitable<result<void>> basic_stream<AsioSocket>::wait_readable(call_timeo
                                                                       source_location where) {
   const timeout within = this->limit_for(limit);
   if (!within.is_none()) return wait_readable_within(within, where);
-  // Ended by the completion handler (as_void_result), or by the next wait of this side.
-  this->waits_.begin(detail::wait_side::receive, detail::wait_kind::readable, this->native_handle(),
-                     where);
+  // Ended by the completion handler (as_void_result), which holds the wait.
+  auto wait = this->waits_.begin(detail::wait_side::receive, detail::wait_kind::readable,
+                                 this->native_handle(), where);
   return this->socket_.async_wait(
       AsioSocket::wait_read,
-      detail::as_void_result<asio::use_awaitable_t<>>{asio::use_awaitable, &this->waits_});
+      detail::as_void_result<asio::use_awaitable_t<>>{asio::use_awaitable, std::move(wait)});
 }
 
 template <class AsioSocket>
@@ -139,11 +139,12 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::recv(asio::mutable_buffer b
                                                           source_location where) {
   const timeout within = this->limit_for(limit);
   if (!within.is_none()) return recv_within(buffer, within, where);
-  // Ended by the completion handler (as_io_result), or by the next receive.
-  this->waits_.begin(detail::wait_side::receive, detail::wait_kind::recv, this->native_handle(),
-                     where);
-  return this->socket_.async_read_some(buffer, detail::as_io_result<asio::use_awaitable_t<>>{
-                                                   asio::use_awaitable, &counters_, &this->waits_});
+  // Ended by the completion handler (as_io_result), which holds the wait.
+  auto wait = this->waits_.begin(detail::wait_side::receive, detail::wait_kind::recv,
+                                 this->native_handle(), where);
+  return this->socket_.async_read_some(
+      buffer, detail::as_io_result<asio::use_awaitable_t<>>{asio::use_awaitable, &counters_,
+                                                            std::move(wait)});
 }
 
 template <class AsioSocket>

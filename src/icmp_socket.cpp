@@ -137,7 +137,8 @@ result<icmp_socket> icmp_socket::open(const asio::any_io_executor& executor, ip_
 }
 
 asio::awaitable<io_result> icmp_socket::send_echo(const endpoint& to, std::uint16_t sequence,
-                                                  asio::const_buffer payload, call_timeout limit) {
+                                                  asio::const_buffer payload, call_timeout limit,
+                                                  source_location where) {
   const bool fits = family_ == ip_family::v6 ? to.is_v6() : to.is_v4();
   if (!fits) co_return io_result(0, make_error_code(errc::wrong_address_family));
 
@@ -153,18 +154,24 @@ asio::awaitable<io_result> icmp_socket::send_echo(const endpoint& to, std::uint1
   // Port 0: a raw IPv6 socket rejects any port other than its protocol number.
   const auto ip = to.udp();
   const protocol::endpoint native(ip.data(), ip.size(), constants_of(family_).protocol);
+  detail::wait_scope waiting(waits_, detail::wait_side::send, detail::wait_kind::send,
+                             native_handle(), where);
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) {
         return socket_.async_send_to(asio::buffer(message), native, std::move(token));
       },
       limit_for(limit));
-  if (ec) co_return io_result(0, detail::to_coronet_error(ec));
+  const auto error = detail::to_coronet_error(ec);
+  detail::observe_sent(error, error ? 0 : n);
+  if (error) co_return io_result(0, error);
   co_return io_result(n - icmp_header_size);
 }
 
 asio::awaitable<result<icmp_socket::echo_reply>> icmp_socket::recv_echo(
-    asio::mutable_buffer payload, call_timeout limit) {
+    asio::mutable_buffer payload, call_timeout limit, source_location where) {
   const auto c = constants_of(family_);
+  detail::wait_scope waiting(waits_, detail::wait_side::receive, detail::wait_kind::recv,
+                             native_handle(), where);
   const detail::deadline until(limit_for(limit));  // over every message skipped on the way
   for (;;) {
     protocol::endpoint sender;
@@ -174,7 +181,9 @@ asio::awaitable<result<icmp_socket::echo_reply>> icmp_socket::recv_echo(
                                             std::move(token));
         },
         until.remaining());
-    if (ec) co_return detail::to_coronet_error(ec);
+    const auto error = detail::to_coronet_error(ec);
+    detail::observe_received(error, n);
+    if (error) co_return error;
 
     std::span<const std::byte> message(receive_buffer_.data(), n);
     if (family_ == ip_family::v4 && mode_ == icmp_mode::raw) {

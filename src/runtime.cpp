@@ -13,6 +13,7 @@
 #include <cstring>
 #include <exception>
 #include <iterator>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -27,6 +28,7 @@
 
 #include "coronet/detail/io.hpp"
 #include "coronet/detail/observer.hpp"
+#include "coronet/detail/timed.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/log.hpp"
 #include "coronet/spawn.hpp"
@@ -343,31 +345,42 @@ asio::awaitable<suspended_report> runtime::suspended_operations(timeout limit) c
   report.observing = observe_;
   report.at = std::chrono::system_clock::now();
   if (!observe_) co_return report;
-  // Shared with each thread's answer, which may come after the caller has given up.
+  // Shared with each thread's answer, which may come after the caller has given up, on a
+  // thread of its own: so it holds nothing of the caller's executor, and the caller looks for
+  // the answers rather than being woken by them.
   struct gathering {
-    gathering(const asio::any_io_executor& home, std::size_t n)
-        : done(home, asio::steady_timer::time_point::max()), answered(n, false), lists(n) {}
-    asio::steady_timer done;  // touched on the caller's executor only
+    explicit gathering(std::size_t n) : answered(n, false), lists(n) {}
+    std::mutex mutex;
     std::vector<bool> answered;
     std::vector<std::vector<suspended_operation>> lists;
     std::size_t remaining = 0;
   };
-  const auto home = co_await asio::this_coro::executor;
-  auto shared = std::make_shared<gathering>(home, contexts_.size());
+  auto shared = std::make_shared<gathering>(contexts_.size());
   shared->remaining = contexts_.size();
   for (std::size_t k = 0; k < contexts_.size(); ++k) {
     const detail::thread_observer* observer = &contexts_[k]->observer;
-    asio::post(*contexts_[k], [shared, home, observer, k] {
+    asio::post(*contexts_[k], [shared, observer, k] {
       auto list = list_waits(*observer, k);
-      asio::post(home, [shared, k, list = std::move(list)]() mutable {
-        shared->lists[k] = std::move(list);
-        shared->answered[k] = true;
-        if (--shared->remaining == 0) shared->done.cancel();
-      });
+      std::lock_guard lock(shared->mutex);
+      shared->lists[k] = std::move(list);
+      shared->answered[k] = true;
+      --shared->remaining;
     });
   }
-  if (!limit.is_none()) shared->done.expires_after(limit.value());
-  (void)co_await shared->done.async_wait(detail::use_nothrow);
+  // Every millisecond at first, then less often: a listing is a person's or a scraper's.
+  asio::steady_timer pause(co_await asio::this_coro::executor);
+  const detail::deadline until(limit);
+  for (auto step = std::chrono::milliseconds(1);;
+       step = std::min(step * 2, std::chrono::milliseconds(50))) {
+    {
+      std::lock_guard lock(shared->mutex);
+      if (shared->remaining == 0) break;
+    }
+    if (until.expired()) break;
+    pause.expires_after(step);
+    (void)co_await pause.async_wait(detail::use_nothrow);
+  }
+  std::lock_guard lock(shared->mutex);
   for (std::size_t k = 0; k < contexts_.size(); ++k) {
     if (!shared->answered[k]) {
       report.unanswered.push_back(k);

@@ -23,13 +23,17 @@ unix_seqpacket::unix_seqpacket(protocol::socket socket) noexcept : basic_socket(
   remote_ = detail::from_native(socket_.remote_endpoint(ignored));
 }
 
-asio::awaitable<result<unix_seqpacket>> unix_seqpacket::connect(endpoint remote, timeout limit) {
+asio::awaitable<result<unix_seqpacket>> unix_seqpacket::connect(endpoint remote, timeout limit,
+                                                                source_location where) {
   if (!remote.is_unix_domain()) co_return make_error_code(errc::wrong_address_family);
   protocol::socket socket(co_await asio::this_coro::executor);
   std::error_code ec;
   socket.open(unix_seqpacket_protocol(), ec);
   if (ec) co_return detail::to_coronet_error(ec);
   const auto native = detail::to_native(remote, detail::protocol_tag<protocol>{});
+  detail::wait_slot waits;
+  detail::wait_scope waiting(waits, detail::wait_side::send, detail::wait_kind::connect,
+                             socket.native_handle(), where);
   std::tie(ec) = co_await detail::with_limit(
       [&](auto token) { return socket.async_connect(native, std::move(token)); }, limit);
   if (ec) co_return detail::to_coronet_error(ec);
@@ -48,25 +52,34 @@ std::pair<unix_seqpacket, unix_seqpacket> unix_seqpacket::socket_pair(
   return {unix_seqpacket(std::move(a)), unix_seqpacket(std::move(b))};
 }
 
-asio::awaitable<io_result> unix_seqpacket::send(asio::const_buffer message, call_timeout limit) {
+asio::awaitable<io_result> unix_seqpacket::send(asio::const_buffer message, call_timeout limit,
+                                                source_location where) {
   if (message.size() == 0)
     co_return io_result(0, std::make_error_code(std::errc::invalid_argument));
+  detail::wait_scope waiting(waits_, detail::wait_side::send, detail::wait_kind::send,
+                             native_handle(), where);
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) { return socket_.async_send(message, 0, std::move(token)); },
       limit_for(limit));
-  co_return io_result(n, detail::to_coronet_error(ec));
+  auto error = detail::to_coronet_error(ec);
+  detail::observe_sent(error, n);
+  co_return io_result(n, error);
 }
 
 asio::awaitable<datagram_result> unix_seqpacket::recv(asio::mutable_buffer buffer,
-                                                      call_timeout limit) {
+                                                      call_timeout limit, source_location where) {
   asio::socket_base::message_flags received_flags = 0;
+  detail::wait_scope waiting(waits_, detail::wait_side::receive, detail::wait_kind::recv,
+                             native_handle(), where);
   // MSG_TRUNC: the kernel returns the message's real length, so truncation is reported.
   auto [ec, n] = co_await detail::with_limit(
       [&](auto token) {
         return socket_.async_receive(buffer, MSG_TRUNC, received_flags, std::move(token));
       },
       limit_for(limit));
-  if (ec) co_return datagram_result(detail::to_coronet_error(ec));
+  const auto error = detail::to_coronet_error(ec);
+  detail::observe_received(error, n);
+  if (error) co_return datagram_result(error);
   if (n == 0) co_return datagram_result(make_error_code(errc::eof));  // send() refuses empty ones
   if (n > buffer.size()) {
     co_return datagram_result(buffer.size(), n, remote_, make_error_code(errc::datagram_truncated));

@@ -16,11 +16,18 @@ unix_stream::unix_stream(asio::local::stream_protocol::socket socket) noexcept
   remote_ = detail::from_native(socket_.remote_endpoint(ignored));
 }
 
-asio::awaitable<result<unix_stream>> unix_stream::connect(endpoint remote, timeout limit) {
+asio::awaitable<result<unix_stream>> unix_stream::connect(endpoint remote, timeout limit,
+                                                          source_location where) {
   using protocol = asio::local::stream_protocol;
   if (!remote.is_unix_domain()) co_return make_error_code(errc::wrong_address_family);
   protocol::socket socket(co_await asio::this_coro::executor);
+  std::error_code opened;
+  socket.open(protocol(), opened);  // now, so that the wait below names its descriptor
+  if (opened) co_return detail::to_coronet_error(opened);
   const auto native = detail::to_native(remote, detail::protocol_tag<protocol>{});
+  detail::wait_slot waits;
+  detail::wait_scope waiting(waits, detail::wait_side::send, detail::wait_kind::connect,
+                             socket.native_handle(), where);
   auto [ec] = co_await detail::with_limit(
       [&](auto token) { return socket.async_connect(native, std::move(token)); }, limit);
   if (ec) co_return detail::to_coronet_error(ec);

@@ -13,6 +13,7 @@
 #include "coronet/basic_socket.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/timeout.hpp"
 
 namespace coronet {
@@ -85,7 +86,8 @@ class icmp_socket : public basic_socket<asio::generic::datagram_protocol::socket
   /// Errors: coronet::errc::wrong_address_family when `to` is not an address of family();
   /// std::errc::message_size for a payload that does not fit one IP packet; the kernel's.
   asio::awaitable<io_result> send_echo(const endpoint& to, std::uint16_t sequence,
-                                       asio::const_buffer payload, call_timeout limit = {});
+                                       asio::const_buffer payload, call_timeout limit = {},
+                                       source_location where = source_location::current());
 
   /// Waits for the next echo reply to this socket, skipping every other message, and copies
   /// its payload into `payload`.
@@ -94,7 +96,8 @@ class icmp_socket : public basic_socket<asio::generic::datagram_protocol::socket
   /// std::errc::operation_canceled after close(); std::errc::timed_out when the limit (the
   /// socket's, unless given) passes first; the kernel's.
   asio::awaitable<result<echo_reply>> recv_echo(asio::mutable_buffer payload,
-                                                call_timeout limit = {});
+                                                call_timeout limit = {},
+                                                source_location where = source_location::current());
 
  private:
   icmp_socket(asio::generic::datagram_protocol::socket socket, ip_family family,

@@ -14,6 +14,7 @@
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
 #include "coronet/shutdown_type.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/timeout.hpp"
 
 namespace coronet {
@@ -46,8 +47,9 @@ class unix_seqpacket : public basic_socket<asio::generic::seq_packet_protocol::s
   /// Connects to the seqpacket listener at `remote`, on the calling coroutine's executor.
   /// Errors: as unix_stream::connect().
   /// Thread safety: safe from any coroutine; the socket belongs to that coroutine's executor.
-  static asio::awaitable<result<unix_seqpacket>> connect(endpoint remote,
-                                                         timeout limit = no_timeout);
+  static asio::awaitable<result<unix_seqpacket>> connect(
+      endpoint remote, timeout limit = no_timeout,
+      source_location where = source_location::current());
 
   /// Two seqpacket sockets connected to each other (socketpair). Throws std::system_error
   /// when the descriptors cannot be had.
@@ -60,12 +62,14 @@ class unix_seqpacket : public basic_socket<asio::generic::seq_packet_protocol::s
   /// std::errc::invalid_argument for an empty message, which the receiver could not tell from
   /// the end of the connection.
   /// Cancellation: the message was sent whole or not at all.
-  asio::awaitable<io_result> send(asio::const_buffer message, call_timeout limit = {});
+  asio::awaitable<io_result> send(asio::const_buffer message, call_timeout limit = {},
+                                  source_location where = source_location::current());
 
   /// Receives exactly one message into `buffer`.
   /// Errors: coronet::errc::eof after the peer closed; coronet::errc::datagram_truncated.
   /// Cancellation: safe; the next message waits for the next recv().
-  asio::awaitable<datagram_result> recv(asio::mutable_buffer buffer, call_timeout limit = {});
+  asio::awaitable<datagram_result> recv(asio::mutable_buffer buffer, call_timeout limit = {},
+                                        source_location where = source_location::current());
 
   /// Shuts down one or both directions; after shutdown_type::send the peer's recv() reads eof.
   result<void> shutdown(shutdown_type what = shutdown_type::send);

@@ -10,6 +10,7 @@
 #include "coronet/basic_stream.hpp"
 #include "coronet/endpoint.hpp"
 #include "coronet/result.hpp"
+#include "coronet/source_location.hpp"
 #include "coronet/timeout.hpp"
 
 namespace coronet {
@@ -42,7 +43,9 @@ class unix_stream : public basic_stream<asio::local::stream_protocol::socket> {
   /// (a file nobody listens on), coronet::errc::wrong_address_family for an IP endpoint,
   /// std::errc::timed_out when `limit` passes first.
   /// Thread safety: safe from any coroutine; the stream belongs to that coroutine's executor.
-  static asio::awaitable<result<unix_stream>> connect(endpoint remote, timeout limit = no_timeout);
+  static asio::awaitable<result<unix_stream>> connect(
+      endpoint remote, timeout limit = no_timeout,
+      source_location where = source_location::current());
 
   /// Two streams connected to each other (socketpair(AF_UNIX, SOCK_STREAM)).
   /// Throws std::system_error when the descriptors cannot be had (EMFILE, ...).

@@ -3,7 +3,7 @@
 // token sees it:
 // - as_io_result: a receive's (error_code, bytes) to io_result, counting the bytes received;
 // - as_void_result: a wait's (error_code) to result<void>.
-// Both end the receive-side wait the operation's caller recorded (detail::wait_slot).
+// Both end the receive-side wait the operation's caller began (a detail::wait_ref they hold).
 // With use_awaitable inside, `socket.async_read_some(buffer, as_io_result{...})` is already the
 // awaitable<io_result> that recv() returns: no coroutine of coronet's own in between, so no
 // frame to allocate, resume and destroy per operation, nor to hold while a connection waits.
@@ -32,7 +32,7 @@ template <class Token>
 struct as_io_result {
   Token token;
   const std::shared_ptr<byte_counters>* counters;
-  wait_slot* waits;
+  wait_ref wait;
 };
 
 // The handler the operation completes: counts, converts, and hands on.
@@ -40,10 +40,10 @@ template <class Handler>
 struct io_result_handler {
   Handler handler;
   const std::shared_ptr<byte_counters>* counters;
-  wait_slot* waits;
+  wait_ref wait;
 
   void operator()(const std::error_code& ec, std::size_t bytes) {
-    waits->end(wait_side::receive);
+    wait.reset();
     if (const auto& c = *counters) c->add_received(bytes);
     auto error = to_coronet_error(ec);
     observe_received(error, bytes);
@@ -54,16 +54,16 @@ struct io_result_handler {
 template <class Token>
 struct as_void_result {
   Token token;
-  wait_slot* waits;
+  wait_ref wait;
 };
 
 template <class Handler>
 struct void_result_handler {
   Handler handler;
-  wait_slot* waits;
+  wait_ref wait;
 
   void operator()(const std::error_code& ec) {
-    waits->end(wait_side::receive);
+    wait.reset();
     auto error = to_coronet_error(ec);
     observe_received(error, 0);
     std::move(handler)(result<void>(error));
@@ -91,11 +91,11 @@ struct async_result<coronet::detail::as_io_result<Token>, void(std::error_code, 
   static auto initiate(Initiation&& initiation, RawToken&& token, Args&&... args) {
     return async_initiate<Token, void(coronet::io_result)>(
         [initiation = std::forward<Initiation>(initiation), counters = token.counters,
-         waits = token.waits](auto&& handler, auto&&... rest) mutable {
+         wait = std::move(token.wait)](auto&& handler, auto&&... rest) mutable {
           using handler_type = std::decay_t<decltype(handler)>;
           std::move(initiation)(
               coronet::detail::io_result_handler<handler_type>{
-                  std::forward<decltype(handler)>(handler), counters, waits},
+                  std::forward<decltype(handler)>(handler), counters, std::move(wait)},
               std::forward<decltype(rest)>(rest)...);
         },
         token.token, std::forward<Args>(args)...);
@@ -108,12 +108,12 @@ struct async_result<coronet::detail::as_void_result<Token>, void(std::error_code
   template <class Initiation, class RawToken, class... Args>
   static auto initiate(Initiation&& initiation, RawToken&& token, Args&&... args) {
     return async_initiate<Token, void(coronet::result<void>)>(
-        [initiation = std::forward<Initiation>(initiation), waits = token.waits](
+        [initiation = std::forward<Initiation>(initiation), wait = std::move(token.wait)](
             auto&& handler, auto&&... rest) mutable {
           using handler_type = std::decay_t<decltype(handler)>;
           std::move(initiation)(
               coronet::detail::void_result_handler<handler_type>{
-                  std::forward<decltype(handler)>(handler), waits},
+                  std::forward<decltype(handler)>(handler), std::move(wait)},
               std::forward<decltype(rest)>(rest)...);
         },
         token.token, std::forward<Args>(args)...);

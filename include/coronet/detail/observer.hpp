@@ -10,9 +10,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <new>
 #include <system_error>
+#include <utility>
 
 #include "coronet/source_location.hpp"
 
@@ -62,16 +62,23 @@ struct wait_link {
 // What one socket (or timer) waits on: for each side, the kind, since when (the coarse
 // monotonic clock, nanoseconds) and the source location of the co_await. Linked into its
 // thread's list while either side waits, so that the thread can list what it waits on.
-// Held by a wait_slot, on the heap: it never moves while linked.
+// On the heap, shared by its socket's wait_slot and each wait in progress (a wait_ref): an
+// operation that completes after its socket was closed and destroyed still ends its wait in
+// live memory. It never moves while linked.
 //
-// Thread safety: only from the owner's executor, as the socket's own operations; a thread's
-// list is walked by that thread only.
+// Thread safety: only from the owner's executor, as the socket's own operations (so the count
+// needs no atomics); a thread's list is walked by that thread only.
 class wait_record : public wait_link {
  public:
   wait_record() noexcept = default;
   wait_record(const wait_record&) = delete;
   wait_record& operator=(const wait_record&) = delete;
   ~wait_record() { unlink(); }
+
+  void add_ref() noexcept { ++refs_; }
+  void release() noexcept {
+    if (--refs_ == 0) delete this;
+  }
 
   // An operation of `side` starts waiting, on the thread `observer` belongs to.
   inline void begin(thread_observer& observer, wait_side side, wait_kind kind, int fd,
@@ -106,6 +113,38 @@ class wait_record : public wait_link {
   std::array<std::int64_t, 2> since_{};
   std::array<wait_kind, 2> kind_{wait_kind::none, wait_kind::none};
   int fd_ = -1;
+  unsigned refs_ = 1;
+};
+
+// One wait in progress: ends it, and lets go of its record, when the operation completes or
+// is destroyed unfinished. Empty when the thread does not observe. Move-only; held by a
+// coroutine frame (wait_scope) or by a completion handler (as_io_result).
+class wait_ref {
+ public:
+  wait_ref() noexcept = default;
+  wait_ref(wait_record* record, wait_side side) noexcept : record_(record), side_(side) {}
+  wait_ref(wait_ref&& other) noexcept
+      : record_(std::exchange(other.record_, nullptr)), side_(other.side_) {}
+  wait_ref& operator=(wait_ref&& other) noexcept {
+    if (this != &other) {
+      reset();
+      record_ = std::exchange(other.record_, nullptr);
+      side_ = other.side_;
+    }
+    return *this;
+  }
+  ~wait_ref() { reset(); }
+
+  // The wait is over.
+  void reset() noexcept {
+    if (record_ == nullptr) return;
+    record_->end(side_);
+    std::exchange(record_, nullptr)->release();
+  }
+
+ private:
+  wait_record* record_ = nullptr;
+  wait_side side_ = wait_side::receive;
 };
 
 // What a socket keeps of its waits: nothing but a pointer until it first waits on a thread
@@ -113,17 +152,26 @@ class wait_record : public wait_link {
 // each connection 8 bytes, and a record never moves with its socket).
 class wait_slot {
  public:
-  // An operation of `side` starts waiting: recorded on a thread that observes, else nothing.
-  inline void begin(wait_side side, wait_kind kind, int fd,
-                    coronet::source_location where) noexcept;
-
-  // The operation of `side` is over.
-  void end(wait_side side) noexcept {
-    if (record_) record_->end(side);
+  wait_slot() noexcept = default;
+  wait_slot(wait_slot&& other) noexcept : record_(std::exchange(other.record_, nullptr)) {}
+  wait_slot& operator=(wait_slot&& other) noexcept {
+    if (this != &other) {
+      if (record_ != nullptr) record_->release();
+      record_ = std::exchange(other.record_, nullptr);
+    }
+    return *this;
+  }
+  ~wait_slot() {
+    if (record_ != nullptr) record_->release();
   }
 
+  // An operation of `side` starts waiting: recorded on a thread that observes (the wait lasts
+  // as long as the wait_ref returned), else nothing (an empty wait_ref).
+  [[nodiscard]] inline wait_ref begin(wait_side side, wait_kind kind, int fd,
+                                      coronet::source_location where) noexcept;
+
  private:
-  std::unique_ptr<wait_record> record_;
+  wait_record* record_ = nullptr;
 };
 
 // A wait for the length of a scope: a coroutine holds one across its co_await.
@@ -131,16 +179,12 @@ class wait_scope {
  public:
   wait_scope(wait_slot& slot, wait_side side, wait_kind kind, int fd,
              coronet::source_location where) noexcept
-      : slot_(slot), side_(side) {
-    slot_.begin(side, kind, fd, where);
-  }
+      : wait_(slot.begin(side, kind, fd, where)) {}
   wait_scope(const wait_scope&) = delete;
   wait_scope& operator=(const wait_scope&) = delete;
-  ~wait_scope() { slot_.end(side_); }
 
  private:
-  wait_slot& slot_;
-  wait_side side_;
+  wait_ref wait_;  // ends the wait as the scope ends, its socket alive or not
 };
 
 // One runtime thread's observation. Cache-line aligned: each is written by its own thread.
@@ -196,40 +240,42 @@ void wait_record::begin(thread_observer& observer, wait_side side, wait_kind kin
   head.prev = this;
 }
 
-void wait_slot::begin(wait_side side, wait_kind kind, int fd,
-                      coronet::source_location where) noexcept {
+wait_ref wait_slot::begin(wait_side side, wait_kind kind, int fd,
+                          coronet::source_location where) noexcept {
   thread_observer* observer = current_observer;
-  if (observer == nullptr) return;
-  if (!record_) {
-    record_.reset(new (std::nothrow) wait_record);
-    if (!record_) return;  // out of memory: this wait goes unrecorded
+  if (observer == nullptr) return {};
+  if (record_ == nullptr) {
+    record_ = new (std::nothrow) wait_record;
+    if (record_ == nullptr) return {};  // out of memory: this wait goes unrecorded
   }
   record_->begin(*observer, side, kind, fd, where);
+  record_->add_ref();
+  return wait_ref(record_, side);
 }
 
 // Counts an error an operation ended with: a timeout or a reset (`ec` in coronet's terms).
 void count_error(thread_observer& observer, const std::error_code& ec) noexcept;
 
-// Counts an operation's outcome on the calling thread, if it observes: its bytes, one message
-// if it moved any, and its error.
-inline void observe_received(const std::error_code& ec, std::size_t bytes) noexcept {
+// Counts an operation's outcome on the calling thread, if it observes: its bytes into `bytes`,
+// one message into `messages` if it moved any, and its error.
+inline void observe(const std::error_code& ec, std::size_t n,
+                    thread_counter thread_observer::*bytes,
+                    thread_counter thread_observer::*messages) noexcept {
   thread_observer* observer = current_observer;
   if (observer == nullptr) return;
-  if (bytes > 0) {
-    observer->bytes_received.add(bytes);
-    observer->messages_received.add(1);
+  if (n > 0) {
+    (observer->*bytes).add(n);
+    (observer->*messages).add(1);
   }
   if (ec) count_error(*observer, ec);
 }
 
-inline void observe_sent(const std::error_code& ec, std::size_t bytes) noexcept {
-  thread_observer* observer = current_observer;
-  if (observer == nullptr) return;
-  if (bytes > 0) {
-    observer->bytes_sent.add(bytes);
-    observer->messages_sent.add(1);
-  }
-  if (ec) count_error(*observer, ec);
+inline void observe_received(const std::error_code& ec, std::size_t n) noexcept {
+  observe(ec, n, &thread_observer::bytes_received, &thread_observer::messages_received);
+}
+
+inline void observe_sent(const std::error_code& ec, std::size_t n) noexcept {
+  observe(ec, n, &thread_observer::bytes_sent, &thread_observer::messages_sent);
 }
 
 }  // namespace coronet::detail
