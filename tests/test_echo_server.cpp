@@ -567,9 +567,7 @@ TEST_CASE("echo_server: --metrics serves its counters and waits - and SIGUSR1 ad
         // the four are in, and the page has one request in and nothing out yet.
         const auto page = test::curl_get(metrics, "/metrics");
         const auto lines = test::lines_of(page.body);
-        auto has = [&lines](const std::string& line) {
-          return std::find(lines.begin(), lines.end(), line) != lines.end();
-        };
+        auto has = [&lines](const std::string& line) { return test::has_line(lines, line); };
         CHECK(has("coronet_connections_accepted_total 5"));
         CHECK(has("coronet_connections_open 5"));
         CHECK(has("coronet_sent_messages_total 4"));

@@ -178,9 +178,8 @@ TEST_CASE("metrics: format_metrics writes both exposition formats") {
   snapshot.threads[1].cpu_seconds = 1.5;
   coronet::suspended_report waits;
   waits.observing = true;
-  for (const auto& [thread, kind] : {std::pair<std::size_t, const char*>{1, "recv"},
-                                     {0, "accept"},
-                                     {1, "recv"}}) {
+  for (const auto& [thread, kind] :
+       {std::pair<std::size_t, const char*>{1, "recv"}, {0, "accept"}, {1, "recv"}}) {
     coronet::suspended_operation op;
     op.thread = thread;
     op.kind = kind;
@@ -191,9 +190,7 @@ TEST_CASE("metrics: format_metrics writes both exposition formats") {
   const auto om =
       coronet::format_metrics(snapshot, coronet::metrics_format::openmetrics, &waits, extra);
   const auto lines = test::lines_of(om);
-  auto has = [&lines](const std::string& line) {
-    return std::find(lines.begin(), lines.end(), line) != lines.end();
-  };
+  auto has = [&lines](const std::string& line) { return test::has_line(lines, line); };
   // OpenMetrics: a counter family is named without _total; its sample has it.
   CHECK(has("# TYPE coronet_connections_accepted counter"));
   CHECK(has("coronet_connections_accepted_total 3"));
@@ -213,7 +210,7 @@ TEST_CASE("metrics: format_metrics writes both exposition formats") {
   const auto text = coronet::format_metrics(snapshot, coronet::metrics_format::prometheus);
   const auto text_lines = test::lines_of(text);
   auto text_has = [&text_lines](const std::string& line) {
-    return std::find(text_lines.begin(), text_lines.end(), line) != text_lines.end();
+    return test::has_line(text_lines, line);
   };
   // Prometheus 0.0.4: the family is the sample's name, _total included; no # EOF.
   CHECK(text_has("# TYPE coronet_connections_accepted_total counter"));

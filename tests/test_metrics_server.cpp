@@ -51,10 +51,6 @@ std::vector<std::string> parsed_samples(const std::string& body, const std::stri
   return test::lines_of(outcome.out);
 }
 
-bool contains(const std::vector<std::string>& lines, const std::string& line) {
-  return std::find(lines.begin(), lines.end(), line) != lines.end();
-}
-
 // The line of the co_await in wait_in_recv(), which /debug/connections must name.
 std::atomic<std::uint32_t> recv_line{0};
 
@@ -143,16 +139,16 @@ TEST_CASE("metrics_server: curl reads /metrics in both formats, as Prometheus' p
               std::string::npos);
         const auto samples = parsed_samples(text.body, "text");
         // Three echo clients and curl's own connection.
-        CHECK(contains(samples, "coronet_connections_accepted_total{} 4"));
-        CHECK(contains(samples, "coronet_connections_open{} 4"));
+        CHECK(test::has_line(samples, "coronet_connections_accepted_total{} 4"));
+        CHECK(test::has_line(samples, "coronet_connections_open{} 4"));
         // Each server takes the threads in its own turn: the echo server's three go to 0, 1,
         // 0, and curl's, the metrics server's first, to 0.
-        CHECK(contains(samples, "coronet_thread_connections_open{thread=\"0\"} 3"));
-        CHECK(contains(samples, "coronet_thread_connections_open{thread=\"1\"} 1"));
-        CHECK(contains(samples, "coronet_suspended_operations{kind=\"accept\"} 2"));
-        CHECK(contains(samples, "coronet_suspended_operations{kind=\"recv\"} 3"));
-        CHECK(contains(samples, "coronet_observing{} 1"));
-        CHECK(contains(samples, "app_answers{} 42"));
+        CHECK(test::has_line(samples, "coronet_thread_connections_open{thread=\"0\"} 3"));
+        CHECK(test::has_line(samples, "coronet_thread_connections_open{thread=\"1\"} 1"));
+        CHECK(test::has_line(samples, "coronet_suspended_operations{kind=\"accept\"} 2"));
+        CHECK(test::has_line(samples, "coronet_suspended_operations{kind=\"recv\"} 3"));
+        CHECK(test::has_line(samples, "coronet_observing{} 1"));
+        CHECK(test::has_line(samples, "app_answers{} 42"));
 
         const auto om =
             test::curl_get(metrics.local_endpoint(), "/metrics",
@@ -161,9 +157,9 @@ TEST_CASE("metrics_server: curl reads /metrics in both formats, as Prometheus' p
               std::string::npos);
         CHECK(om.body.ends_with("# EOF\n"));
         const auto om_samples = parsed_samples(om.body, "openmetrics");
-        CHECK(contains(om_samples, "coronet_connections_accepted_total{} 5"));
-        CHECK(contains(om_samples, "coronet_sent_messages_total{} 4"));  // 3 echoes, 1 page
-        CHECK(contains(om_samples, "app_answers{} 42"));
+        CHECK(test::has_line(om_samples, "coronet_connections_accepted_total{} 5"));
+        CHECK(test::has_line(om_samples, "coronet_sent_messages_total{} 4"));  // 3 echoes, 1 page
+        CHECK(test::has_line(om_samples, "app_answers{} 42"));
         co_return;
       },
       30s);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <cerrno>
 #include <csignal>
@@ -223,6 +224,10 @@ std::vector<std::string> lines_of(const std::string& text) {
     start = end + 1;
   }
   return out;
+}
+
+bool has_line(const std::vector<std::string>& lines, std::string_view line) {
+  return std::find(lines.begin(), lines.end(), line) != lines.end();
 }
 
 }  // namespace coronet::test

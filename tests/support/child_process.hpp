@@ -92,4 +92,7 @@ run_outcome run_to_exit(const std::string& program, const std::vector<std::strin
 /// `text` split at each "\n" (the newline dropped, no empty line after a final one).
 std::vector<std::string> lines_of(const std::string& text);
 
+/// Whether `line` is one of `lines`, whole.
+bool has_line(const std::vector<std::string>& lines, std::string_view line);
+
 }  // namespace coronet::test
