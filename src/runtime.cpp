@@ -1,9 +1,7 @@
 #include "coronet/runtime.hpp"
 
-#include <arpa/inet.h>
 #include <pthread.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 
 #include <algorithm>
@@ -20,13 +18,15 @@
 #include <utility>
 
 #include <asio/executor_work_guard.hpp>
-#include <asio/ip/address.hpp>
+#include <asio/generic/seq_packet_protocol.hpp>
+#include <asio/ip/tcp.hpp>
 #include <asio/post.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/steady_timer.hpp>
 #include <asio/this_coro.hpp>
 
 #include "coronet/detail/io.hpp"
+#include "coronet/detail/native_endpoint.hpp"
 #include "coronet/detail/observer.hpp"
 #include "coronet/detail/timed.hpp"
 #include "coronet/endpoint.hpp"
@@ -198,39 +198,22 @@ double cpu_seconds(const std::atomic<clockid_t>& clock, const std::atomic<std::i
   return static_cast<double>(before.load()) / 1e9;
 }
 
-// getsockname() or getpeername() of `fd` as text; "-" when it has none.
+// getsockname() or getpeername() of `fd` as text; "-" when it has none. Read into Asio's
+// endpoints, which the rest of coronet already converts.
 std::string end_of(int fd, bool peer) {
   sockaddr_storage address{};
   socklen_t size = sizeof(address);
   auto* raw = reinterpret_cast<sockaddr*>(&address);
   if ((peer ? ::getpeername(fd, raw, &size) : ::getsockname(fd, raw, &size)) != 0) return "-";
-  switch (address.ss_family) {
-    case AF_INET: {
-      const auto& in = reinterpret_cast<const sockaddr_in&>(address);
-      asio::ip::address_v4::bytes_type bytes;
-      std::memcpy(bytes.data(), &in.sin_addr, bytes.size());
-      return endpoint(asio::ip::address_v4(bytes), ntohs(in.sin_port)).to_string();
-    }
-    case AF_INET6: {
-      const auto& in6 = reinterpret_cast<const sockaddr_in6&>(address);
-      asio::ip::address_v6::bytes_type bytes;
-      std::memcpy(bytes.data(), &in6.sin6_addr, bytes.size());
-      return endpoint(asio::ip::address_v6(bytes, in6.sin6_scope_id), ntohs(in6.sin6_port))
-          .to_string();
-    }
-    case AF_UNIX: {
-      const auto& un = reinterpret_cast<const sockaddr_un&>(address);
-      const auto path_size = size > offsetof(sockaddr_un, sun_path)
-                                 ? static_cast<std::size_t>(size - offsetof(sockaddr_un, sun_path))
-                                 : std::size_t{0};
-      if (path_size == 0) return "unix:";
-      if (un.sun_path[0] == '\0') {
-        return "unix:@" + std::string(un.sun_path + 1, path_size - 1);
-      }
-      return "unix:" + std::string(un.sun_path, strnlen(un.sun_path, path_size));
-    }
-    default: return "-";
+  if (address.ss_family == AF_INET || address.ss_family == AF_INET6) {
+    asio::ip::tcp::endpoint ip;
+    std::memcpy(ip.data(), &address, size);
+    return detail::from_native(ip).to_string();
   }
+  if (address.ss_family == AF_UNIX) {
+    return detail::from_native(asio::generic::seq_packet_protocol::endpoint(raw, size)).to_string();
+  }
+  return "-";
 }
 
 const char* kind_name(detail::wait_kind kind) noexcept {
