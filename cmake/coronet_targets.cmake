@@ -37,6 +37,18 @@ function(coronet_set_sanitizers target)
   endif()
 endfunction()
 
+# coronet_unity_build(<target>): compiles the target's files in batches when CORONET_UNITY_BUILD
+# is on. Each file is then included by the batch's source rather than compiled as the main file,
+# and g++ 12 takes the coroutine frames it builds for that file's lambdas and anonymous-namespace
+# types to be types of a header shared between translation units: -Wsubobject-linkage then
+# reports every such frame. The frames are local to the one batch, so the check is off for them.
+function(coronet_unity_build target)
+  set_target_properties(${target} PROPERTIES UNITY_BUILD ${CORONET_UNITY_BUILD})
+  if(CORONET_UNITY_BUILD)
+    target_compile_options(${target} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-Wno-subobject-linkage>)
+  endif()
+endfunction()
+
 # coronet_program(<target>): settings for every executable and test of the project.
 function(coronet_program target)
   coronet_set_warnings(${target})

@@ -21,7 +21,7 @@
 namespace coronet {
 namespace {
 
-using protocol = asio::generic::datagram_protocol;
+using icmp_protocol = asio::generic::datagram_protocol;
 
 constexpr std::size_t icmp_header_size = 8;  // type, code, checksum, identifier, sequence
 constexpr std::size_t max_ip_packet = 65535;
@@ -91,7 +91,7 @@ result<int> open_descriptor(ip_family family, icmp_mode mode) {
   return std::error_code(errno, std::system_category());
 }
 
-endpoint from_sockaddr(const protocol::endpoint& native) {
+endpoint from_sockaddr(const icmp_protocol::endpoint& native) {
   if (native.data()->sa_family == AF_INET6) {
     sockaddr_in6 in6{};
     std::memcpy(&in6, native.data(), std::min(native.size(), sizeof in6));
@@ -106,7 +106,7 @@ endpoint from_sockaddr(const protocol::endpoint& native) {
 
 }  // namespace
 
-icmp_socket::icmp_socket(protocol::socket socket, ip_family family, icmp_mode mode) noexcept
+icmp_socket::icmp_socket(icmp_protocol::socket socket, ip_family family, icmp_mode mode) noexcept
     : basic_socket(std::move(socket)),
       family_(family),
       mode_(mode),
@@ -124,9 +124,9 @@ result<icmp_socket> icmp_socket::open(const asio::any_io_executor& executor, ip_
   if (got_mode == icmp_mode::raw) filter_echo_replies(*fd, family);
 
   const auto c = constants_of(family);
-  protocol::socket socket(executor);
+  icmp_protocol::socket socket(executor);
   std::error_code ec;
-  socket.assign(protocol(c.domain, c.protocol), *fd, ec);
+  socket.assign(icmp_protocol(c.domain, c.protocol), *fd, ec);
   if (ec) {
     ::close(*fd);
     return detail::to_coronet_error(ec);
@@ -153,7 +153,7 @@ asio::awaitable<io_result> icmp_socket::send_echo(const endpoint& to, std::uint1
 
   // Port 0: a raw IPv6 socket rejects any port other than its protocol number.
   const auto ip = to.udp();
-  const protocol::endpoint native(ip.data(), ip.size(), constants_of(family_).protocol);
+  const icmp_protocol::endpoint native(ip.data(), ip.size(), constants_of(family_).protocol);
   detail::wait_scope waiting(waits_, detail::wait_side::send, detail::wait_kind::send,
                              native_handle(), where);
   auto [ec, n] = co_await detail::with_limit(
@@ -174,7 +174,7 @@ asio::awaitable<result<icmp_socket::echo_reply>> icmp_socket::recv_echo(
                              native_handle(), where);
   const detail::deadline until(limit_for(limit));  // over every message skipped on the way
   for (;;) {
-    protocol::endpoint sender;
+    icmp_protocol::endpoint sender;
     auto [ec, n] = co_await detail::with_limit(
         [&](auto token) {
           return socket_.async_receive_from(asio::buffer(receive_buffer_), sender,

@@ -11,13 +11,14 @@
 namespace coronet {
 namespace {
 
-using protocol = asio::generic::seq_packet_protocol;
+using seqpacket_protocol = asio::generic::seq_packet_protocol;
 
-protocol unix_seqpacket_protocol() { return {AF_UNIX, 0}; }
+seqpacket_protocol unix_seqpacket_protocol() { return {AF_UNIX, 0}; }
 
 }  // namespace
 
-unix_seqpacket::unix_seqpacket(protocol::socket socket) noexcept : basic_socket(std::move(socket)) {
+unix_seqpacket::unix_seqpacket(seqpacket_protocol::socket socket) noexcept
+    : basic_socket(std::move(socket)) {
   std::error_code ignored;
   local_ = detail::from_native(socket_.local_endpoint(ignored));
   remote_ = detail::from_native(socket_.remote_endpoint(ignored));
@@ -26,11 +27,11 @@ unix_seqpacket::unix_seqpacket(protocol::socket socket) noexcept : basic_socket(
 asio::awaitable<result<unix_seqpacket>> unix_seqpacket::connect(endpoint remote, timeout limit,
                                                                 source_location where) {
   if (!remote.is_unix_domain()) co_return make_error_code(errc::wrong_address_family);
-  protocol::socket socket(co_await asio::this_coro::executor);
+  seqpacket_protocol::socket socket(co_await asio::this_coro::executor);
   std::error_code ec;
   socket.open(unix_seqpacket_protocol(), ec);
   if (ec) co_return detail::to_coronet_error(ec);
-  const auto native = detail::to_native(remote, detail::protocol_tag<protocol>{});
+  const auto native = detail::to_native(remote, detail::protocol_tag<seqpacket_protocol>{});
   detail::wait_slot waits;
   detail::wait_scope waiting(waits, detail::wait_side::send, detail::wait_kind::connect,
                              socket.native_handle(), where);
@@ -47,8 +48,8 @@ std::pair<unix_seqpacket, unix_seqpacket> unix_seqpacket::socket_pair(
     detail::throw_setup_error({errno, std::system_category()}, "create",
                               "a Unix seqpacket socket pair");
   }
-  protocol::socket a(executor, unix_seqpacket_protocol(), fds[0]);
-  protocol::socket b(executor, unix_seqpacket_protocol(), fds[1]);
+  seqpacket_protocol::socket a(executor, unix_seqpacket_protocol(), fds[0]);
+  seqpacket_protocol::socket b(executor, unix_seqpacket_protocol(), fds[1]);
   return {unix_seqpacket(std::move(a)), unix_seqpacket(std::move(b))};
 }
 

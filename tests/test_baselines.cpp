@@ -63,16 +63,6 @@ const std::vector<baseline>& baselines() {
 #define FOR_EACH_BASELINE(server) \
   for (const baseline& server : baselines()) SUBCASE(server.label.c_str())
 
-// `pattern` bytes that differ from one position and one `seed` to the next, so that a reply
-// with bytes lost, repeated, reordered or from another connection is caught.
-std::string pattern(std::size_t size, unsigned seed) {
-  std::string out(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) {
-    out[i] = static_cast<char>((i * 131 + seed * 7 + i / 251) & 0xFF);
-  }
-  return out;
-}
-
 // One line on stderr starting with the program's name and holding `reason_part`; nothing on
 // stdout; exit 1.
 void check_setup_failure(const baseline& server, const std::vector<std::string>& args,
@@ -89,18 +79,6 @@ void check_setup_failure(const baseline& server, const std::vector<std::string>&
   CHECK_MESSAGE(err_lines[0].find(reason_part) != std::string::npos, err_lines[0]);
 }
 
-// `payload` over a new TCP connection, echoed back whole within `limit`.
-asio::awaitable<void> expect_echo(coronet::endpoint where, std::string payload,
-                                  std::chrono::milliseconds limit = 5s) {
-  auto stream = co_await tcp_stream::connect(where, {.limit = limit});
-  REQUIRE_MESSAGE(stream, stream.error().message());
-  REQUIRE(co_await stream->send_all(asio::buffer(payload), limit));
-  std::string back(payload.size(), '\0');
-  auto got = co_await stream->recv_exact(asio::buffer(back), limit);
-  REQUIRE_MESSAGE(got, got.error().message());
-  CHECK(back == payload);
-}
-
 // Client `id`: three messages of its own, each echoed back exactly before the next; counts a
 // client whose every reply matched in `good`. Never throws, so that `group` always hears of it.
 asio::awaitable<void> echo_own_messages(coronet::endpoint where, unsigned id,
@@ -108,7 +86,7 @@ asio::awaitable<void> echo_own_messages(coronet::endpoint where, unsigned id,
   auto stream = co_await tcp_stream::connect(where, {.limit = 5s});
   bool ok = static_cast<bool>(stream);
   for (unsigned round = 0; ok && round < 3; ++round) {
-    const auto payload = pattern(100 + id * 97 + round * 1000, id * 3 + round);
+    const auto payload = test::pattern_text(100 + id * 97 + round * 1000, id * 3 + round);
     std::string back(payload.size(), '\0');
     ok = (co_await stream->send_all(asio::buffer(payload), 5s)) &&
          (co_await stream->recv_exact(asio::buffer(back), 5s)) && back == payload;
@@ -156,7 +134,7 @@ asio::awaitable<void> expect_udp_echo(coronet::endpoint where, coronet::endpoint
     for (std::size_t size : {0U, 1U, 100U, 1472U, 8192U, 60000U}) {
       CAPTURE(s);
       CAPTURE(size);
-      const auto datagram = pattern(size, s);
+      const auto datagram = test::pattern_text(size, s);
       REQUIRE(co_await socket.send_to(asio::buffer(datagram), where));
       auto got = co_await socket.recv_from(asio::buffer(back), 5s);
       REQUIRE_MESSAGE(got, got.error().message());
@@ -167,9 +145,9 @@ asio::awaitable<void> expect_udp_echo(coronet::endpoint where, coronet::endpoint
   }
 }
 
-// Reads stderr lines until one holds `text` or `limit` passes; returns what it read.
-std::string read_stderr_until(child_process& server, const std::string& text,
-                              std::chrono::milliseconds limit) {
+// Reads stderr lines until one holds `text` or `limit` passes; returns every line it read.
+std::string read_stderr_through(child_process& server, const std::string& text,
+                                std::chrono::milliseconds limit) {
   const auto until = std::chrono::steady_clock::now() + limit;
   std::string seen;
   while (std::chrono::steady_clock::now() < until) {
@@ -204,8 +182,8 @@ TEST_CASE("baselines: ready lines for tcp udp and unix follow the command-line o
     CHECK(std::filesystem::is_socket(second_path));
     CHECK_FALSE(child.read_stdout_line(300ms).has_value());  // nothing more
     test::run([&]() -> asio::awaitable<void> {
-      co_await expect_echo(tcp, "first");
-      co_await expect_echo(second_tcp, "second");
+      co_await test::expect_echo(tcp, "first");
+      co_await test::expect_echo(second_tcp, "second");
     });
     child.send_signal(SIGTERM);
     CHECK(child.wait(2s) == 0);
@@ -222,7 +200,7 @@ TEST_CASE("baselines: TCP echo is byte-exact on concurrent connections - 4 MiB i
           const auto executor = co_await asio::this_coro::executor;
           auto big = co_await tcp_stream::connect(where, {.limit = 5s});
           REQUIRE_MESSAGE(big, big.error().message());
-          const auto payload = pattern(4 * 1024 * 1024, 99);
+          const auto payload = test::pattern_text(4 * 1024 * 1024, 99);
           std::string back(payload.size(), '\0');
           bool sent = false;
           bool received = false;
@@ -256,7 +234,7 @@ TEST_CASE("baselines: after the client's half-close the rest is echoed - then FI
       auto stream = co_await tcp_stream::connect(where, {.limit = 5s});
       REQUIRE(stream);
       // 300 kB fits in loopback's socket buffers, so sending all before reading cannot deadlock.
-      const auto payload = pattern(300000, 1);
+      const auto payload = test::pattern_text(300000, 1);
       REQUIRE(co_await stream->send_all(asio::buffer(payload), 5s));
       REQUIRE(stream->shutdown(coronet::shutdown_type::send));
       std::string back(payload.size(), '\0');
@@ -296,7 +274,7 @@ TEST_CASE("baselines: over IPv6 TCP and UDP echo too") {
     CHECK(tcp.is_v6());
     CHECK(udp.is_v6());
     test::run([&]() -> asio::awaitable<void> {
-      co_await expect_echo(tcp, pattern(70000, 6));
+      co_await test::expect_echo(tcp, test::pattern_text(70000, 6));
       co_await expect_udp_echo(udp, coronet::endpoint(asio::ip::address_v6::loopback(), 0), 1);
     });
     child.send_signal(SIGTERM);
@@ -316,10 +294,10 @@ TEST_CASE("baselines: Unix stream echo - then FIN after the client's half-close"
     test::run([&]() -> asio::awaitable<void> {
       for (unsigned i = 0; i < 4; ++i) {  // on both threads, whichever takes each
         co_await expect_unix_echo_and_fin(coronet::endpoint::unix_domain(path).value(),
-                                          pattern(150000 + i, i));
+                                          test::pattern_text(150000 + i, i));
       }
       co_await expect_unix_echo_and_fin(coronet::endpoint::unix_domain(abstract).value(),
-                                        pattern(1000, 5));
+                                        test::pattern_text(1000, 5));
     });
     child.send_signal(SIGTERM);
     CHECK(child.wait(2s) == 0);
@@ -367,7 +345,7 @@ TEST_CASE("baselines: a peer that resets mid-stream does not stop them") {
         REQUIRE(rude->set_option(coronet::option::linger{true, 0s}));
         rude->close();  // RST while the server is echoing
       }
-      co_await expect_echo(where, "still serving");
+      co_await test::expect_echo(where, "still serving");
     });
     CHECK_FALSE(child.wait(0ms).has_value());  // still running
     child.send_signal(SIGINT);
@@ -390,7 +368,7 @@ TEST_CASE("baselines: SIGTERM and SIGINT exit 0 - close everything and remove th
         for (int i = 0; i < 10; ++i) {
           idle.push_back((co_await tcp_stream::connect(where, {.limit = 5s})).value());
         }
-        co_await expect_echo(where, "before the signal");
+        co_await test::expect_echo(where, "before the signal");
 
         child.send_signal(signal);
         CHECK(child.wait(2s) == 0);
@@ -533,7 +511,7 @@ TEST_CASE("baselines: out of descriptors they warn - do not spin - and serve onc
             clients.push_back(std::move(*client));
           }
           // (1) It says so, once.
-          const auto said = read_stderr_until(child, "Too many open files", 10s);
+          const auto said = read_stderr_through(child, "Too many open files", 10s);
           CHECK(test::lines_of(said).size() == 1);
 
           // (2) While it cannot accept, it waits rather than spins on the readable listener.
@@ -548,7 +526,7 @@ TEST_CASE("baselines: out of descriptors they warn - do not spin - and serve onc
 
           // (3) Once the clients are gone, it serves again.
           clients.clear();
-          co_await expect_echo(where, "descriptors are back", 10s);
+          co_await test::expect_echo(where, "descriptors are back", 10s);
         },
         30s);
     child.send_signal(SIGTERM);

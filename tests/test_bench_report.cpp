@@ -30,7 +30,7 @@ using json = nlohmann::json;
 namespace {
 
 const std::string bench_report = CORONET_BENCH_REPORT_PATH;
-constexpr auto deadline = 30s;  // gnuplot included; each run is far shorter
+constexpr auto report_limit = 30s;  // gnuplot included; each run is far shorter
 
 // What a test varies in one run; everything else is filled in as coronet_bench writes it.
 struct fixture_run {
@@ -121,7 +121,7 @@ class workspace {
   // Runs bench_report on runs/ with `args` after it.
   test::run_outcome report(std::vector<std::string> args = {}) const {
     args.insert(args.begin(), runs().string());
-    return test::run_to_exit(bench_report, args, deadline);
+    return test::run_to_exit(bench_report, args, report_limit);
   }
 
   // The --out-json summary of the runs written so far.
@@ -429,7 +429,7 @@ TEST_CASE("bench_report: a missing or mistyped field is an error naming the file
 TEST_CASE("bench_report: a missing runs directory is an error") {
   test::temp_dir dir;
   const fs::path missing = dir.path() / "no-such-runs";
-  const auto r = test::run_to_exit(bench_report, {missing.string()}, deadline);
+  const auto r = test::run_to_exit(bench_report, {missing.string()}, report_limit);
   check_one_error_line(r, {missing.string()});
 }
 
@@ -437,7 +437,7 @@ TEST_CASE("bench_report: a command-line mistake exits 2") {
   workspace w;
   w.add("epoll", fixture_run{});
   CHECK(w.report({"--no-such-option"}).exit_code == 2);
-  CHECK(test::run_to_exit(bench_report, {}, deadline).exit_code == 2);  // no RUNS_DIR
+  CHECK(test::run_to_exit(bench_report, {}, report_limit).exit_code == 2);  // no RUNS_DIR
 }
 
 TEST_CASE("bench_report: the charts are PNG files when gnuplot is installed") {
@@ -476,12 +476,12 @@ TEST_CASE("bench_report: without gnuplot --charts fails clearly after writing th
 
   auto with_charts = common;
   with_charts.insert(with_charts.end(), {"--charts", w.file("charts").string()});
-  const auto r = test::run_to_exit("/usr/bin/env", with_charts, deadline);
+  const auto r = test::run_to_exit("/usr/bin/env", with_charts, report_limit);
   check_one_error_line(r, {"gnuplot", "not installed"});
   CHECK(fs::exists(out));
 
   fs::remove(out);
-  const auto without_charts = test::run_to_exit("/usr/bin/env", common, deadline);
+  const auto without_charts = test::run_to_exit("/usr/bin/env", common, report_limit);
   CHECK_MESSAGE(without_charts.exit_code == 0, without_charts.err);
   CHECK(fs::exists(out));
 }

@@ -56,16 +56,6 @@ void check_setup_failure(const std::vector<std::string>& args, const std::string
   CHECK_MESSAGE(err_lines[0].find(reason_part) != std::string::npos, err_lines[0]);
 }
 
-asio::awaitable<void> expect_echo(const coronet::endpoint& server, std::string payload) {
-  auto stream = co_await tcp_stream::connect(server);
-  REQUIRE(stream);
-  CHECK(co_await stream->send_all(asio::buffer(payload)));
-  std::string back(payload.size(), '\0');
-  auto got = co_await stream->recv_exact(asio::buffer(back));
-  REQUIRE(got);
-  CHECK(back == payload);
-}
-
 asio::awaitable<void> echo_own_payload(coronet::endpoint server, unsigned id,
                                        test::wait_group& group, std::set<coronet::endpoint>& locals,
                                        std::size_t& good) {
@@ -102,9 +92,9 @@ TEST_CASE("echo_server: prints one ready line per listener - in option order - a
     CHECK(third->is_v6());
   }
   test::run([&]() -> asio::awaitable<void> {
-    co_await expect_echo(first, "to the first listener");
-    co_await expect_echo(second, std::string(100000, 'z'));
-    if (third) co_await expect_echo(*third, "over IPv6");
+    co_await test::expect_echo(first, "to the first listener");
+    co_await test::expect_echo(second, std::string(100000, 'z'));
+    if (third) co_await test::expect_echo(*third, "over IPv6");
   });
   server.send_signal(SIGTERM);
   CHECK(server.wait(2s) == 0);
@@ -207,7 +197,7 @@ TEST_CASE("echo_server: a peer that resets mid-stream does not kill or stall it"
       REQUIRE(rude->set_option(coronet::option::linger{true, 0s}));
       rude->close();  // RST while the server is echoing
     }
-    co_await expect_echo(where, "still serving");
+    co_await test::expect_echo(where, "still serving");
   });
   CHECK_FALSE(server.wait(0ms).has_value());  // still running
   server.send_signal(SIGINT);
@@ -222,7 +212,7 @@ TEST_CASE("echo_server: SIGTERM and SIGINT with live connections exit 0 within 2
     test::run([&]() -> asio::awaitable<void> {
       std::vector<tcp_stream> idle;
       for (int i = 0; i < 10; ++i) idle.push_back((co_await tcp_stream::connect(where)).value());
-      co_await expect_echo(where, "before the signal");
+      co_await test::expect_echo(where, "before the signal");
 
       server.send_signal(signal);
       CHECK(server.wait(2s) == 0);
@@ -317,7 +307,7 @@ TEST_CASE("echo_server: ready lines follow the option order across tcp udp and u
         co_await expect_udp_echo(udp_second, test::any_v4());
         co_await expect_unix_echo_and_fin(coronet::endpoint::unix_domain(path).value());
         co_await expect_unix_echo_and_fin(coronet::endpoint::unix_domain(abstract).value());
-        co_await expect_echo(tcp, "and tcp");
+        co_await test::expect_echo(tcp, "and tcp");
       },
       20s);
   server.send_signal(SIGTERM);
@@ -455,18 +445,6 @@ using test::left_until;
 using test::parse_row;
 using test::read_connection_table;
 
-// `payload` echoed on a new connection, the reply within `limit`.
-asio::awaitable<void> expect_echo_within(coronet::endpoint server, std::string payload,
-                                         std::chrono::milliseconds limit) {
-  auto stream = co_await tcp_stream::connect(server, {.limit = limit});
-  REQUIRE_MESSAGE(stream, stream.error().message());
-  REQUIRE(co_await stream->send_all(asio::buffer(payload), limit));
-  std::string back(payload.size(), '\0');
-  auto got = co_await stream->recv_exact(asio::buffer(back), limit);
-  REQUIRE_MESSAGE(got, got.error().message());
-  CHECK(back == payload);
-}
-
 // Reads stderr lines until one contains `text`; returns that line.
 std::string read_stderr_until(child_process& server, const std::string& text,
                               std::chrono::milliseconds limit) {
@@ -549,7 +527,7 @@ TEST_CASE("echo_server: SIGUSR1 writes the connection table to stderr - and it g
       REQUIRE(co_await client.recv_exact(asio::buffer(back), 5s));
       CHECK(std::string_view(back.data(), back.size()) == "more");
     }
-    co_await expect_echo_within(where, "after the table", 5s);
+    co_await test::expect_echo(where, "after the table", 5s);
   });
   server.send_signal(SIGTERM);
   CHECK(server.wait(5s) == 0);
@@ -594,7 +572,7 @@ TEST_CASE("echo_server: --metrics serves its counters and waits - and SIGUSR1 ad
           if (line.find("echo_session.hpp:") != std::string::npos) ++listed;
         }
         CHECK(listed == 4);
-        co_await expect_echo_within(where, "after the dump", 5s);
+        co_await test::expect_echo(where, "after the dump", 5s);
       },
       30s);
   server.send_signal(SIGTERM);
@@ -640,7 +618,7 @@ TEST_CASE("echo_server: --placement reuse-port serves over a listener per thread
         }
         CHECK(threads.size() > 1);
         CHECK(fds.size() == 64);
-        co_await expect_echo_within(where, "and one more", 5s);
+        co_await test::expect_echo(where, "and one more", 5s);
       },
       20s);
   server.send_signal(SIGTERM);
@@ -721,7 +699,7 @@ TEST_CASE("echo_server: out of descriptors it warns - does not spin - and serves
 
         // (3) Once the clients are gone, it serves again.
         clients.clear();
-        co_await expect_echo_within(where, "descriptors are back", 10s);
+        co_await test::expect_echo(where, "descriptors are back", 10s);
 
         // (4) Its metrics counted the failed accepts.
         const auto page = test::curl_get(metrics, "/metrics");
@@ -922,7 +900,7 @@ TEST_CASE("echo_server: --tls serves TLS - a plain client is logged and it goes 
           CHECK(end.error() == coronet::errc::eof);
         }
         // The plain TCP listener beside it is unaffected.
-        co_await expect_echo(plain_where, "plain");
+        co_await test::expect_echo(plain_where, "plain");
       },
       20s);
   server.send_signal(SIGTERM);

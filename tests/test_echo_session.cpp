@@ -25,13 +25,6 @@ namespace test = coronet::test;
 
 namespace {
 
-// `size` bytes that differ from one position to the next.
-std::string pattern(std::size_t size, unsigned seed) {
-  std::string out(size, '\0');
-  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<char>((i * 131 + seed * 7) & 0xFF);
-  return out;
-}
-
 // Reads exactly `size` bytes from `stream`, as a string.
 asio::awaitable<std::string> read_exactly(coronet::unix_stream& stream, std::size_t size) {
   std::string back(size, '\0');
@@ -62,7 +55,7 @@ coronet_examples::echo_left echo_received(Stream& session, const std::string& me
 TEST_CASE("echo_session: a short message goes back from the session's small buffer - no own") {
   test::run([]() -> asio::awaitable<void> {
     auto [peer, session] = coronet::unix_stream::socket_pair(co_await asio::this_coro::executor);
-    const auto message = pattern(64, 1);
+    const auto message = test::pattern_text(64, 1);
     std::unique_ptr<char[]> own;
     const auto left = echo_received(session, message, own);
     CHECK_FALSE(left.error);
@@ -76,7 +69,7 @@ TEST_CASE("echo_session: a full small buffer takes what else arrived - a stream 
   test::run([]() -> asio::awaitable<void> {
     auto [peer, session] = coronet::unix_stream::socket_pair(co_await asio::this_coro::executor);
     // 40 KiB waiting: the 128-byte receive fills the small buffer, try_recv() takes the rest.
-    const auto message = pattern(40 * 1024, 2);
+    const auto message = test::pattern_text(40 * 1024, 2);
     REQUIRE(co_await peer.send_all(asio::buffer(message)));
     std::array<char, 128> small{};
     auto got = co_await session.recv(asio::buffer(small));
@@ -91,7 +84,7 @@ TEST_CASE("echo_session: a full small buffer takes what else arrived - a stream 
     CHECK(co_await read_exactly(peer, message.size()) == message);
 
     // A short message received into that buffer, all of it sent: the buffer goes back.
-    const auto small_message = pattern(100, 3);
+    const auto small_message = test::pattern_text(100, 3);
     REQUIRE(co_await peer.send_all(asio::buffer(small_message)));
     const auto into = asio::buffer(own.get(), own_buffer_size);
     got = co_await session.recv(into);
@@ -108,7 +101,7 @@ TEST_CASE("echo_session: what the peer does not take at once waits in the sessio
   test::run([]() -> asio::awaitable<void> {
     auto [peer, session] = coronet::unix_stream::socket_pair(co_await asio::this_coro::executor);
     // Fill the session's send direction first, so that its next send falls short.
-    const auto filler = pattern(64 * 1024, 4);
+    const auto filler = test::pattern_text(64 * 1024, 4);
     std::size_t queued = 0;
     for (;;) {
       auto sent = session.try_send(asio::buffer(filler));
@@ -116,7 +109,7 @@ TEST_CASE("echo_session: what the peer does not take at once waits in the sessio
       queued += sent.bytes();
     }
     REQUIRE(queued > 0);
-    const auto message = pattern(100, 5);
+    const auto message = test::pattern_text(100, 5);
     std::unique_ptr<char[]> own;
     const auto left = echo_received(session, message, own);
     CHECK_FALSE(left.error);
@@ -137,7 +130,7 @@ TEST_CASE("echo_session: 4 MiB from a peer that reads late comes back exact - th
         coronet::spawn(executor,
                        coronet_examples::echo_session(std::move(session), coronet::no_timeout),
                        "echo session");
-        const auto payload = pattern(4 * 1024 * 1024, 6);
+        const auto payload = test::pattern_text(4 * 1024 * 1024, 6);
         // Everything is sent before anything is read: the session's sends fall short and it
         // stops receiving until the peer reads, so this send waits too; read meanwhile.
         std::string back;
@@ -150,7 +143,7 @@ TEST_CASE("echo_session: 4 MiB from a peer that reads late comes back exact - th
         // Then short messages, across the small buffer's size.
         for (std::size_t size : {1U, 64U, 127U, 128U, 129U, 300U, 5000U}) {
           CAPTURE(size);
-          const auto message = pattern(size, static_cast<unsigned>(size));
+          const auto message = test::pattern_text(size, static_cast<unsigned>(size));
           REQUIRE(co_await peer.send_all(asio::buffer(message)));
           CHECK(co_await read_exactly(peer, size) == message);
         }
@@ -175,7 +168,7 @@ TEST_CASE("echo_session: a TCP session turns Nagle off on its connection") {
     CHECK_FALSE(nodelay());  // the kernel's default
     coronet::spawn(executor, coronet_examples::echo_session(std::move(server), coronet::no_timeout),
                    "echo session");
-    const auto message = pattern(64, 7);
+    const auto message = test::pattern_text(64, 7);
     REQUIRE(co_await client.send_all(asio::buffer(message)));
     std::string back(message.size(), '\0');
     REQUIRE(co_await client.recv_exact(asio::buffer(back), 5s));

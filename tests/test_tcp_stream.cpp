@@ -24,13 +24,6 @@ namespace test = coronet::test;
 
 namespace {
 
-std::vector<char> pattern(std::size_t size, unsigned seed) {
-  std::vector<char> out(size);
-  for (std::size_t i = 0; i < size; ++i)
-    out[i] = static_cast<char>((i * 7 + seed * 13 + i / 251) & 0xFF);
-  return out;
-}
-
 asio::awaitable<void> send_then_half_close(tcp_stream& stream, const std::vector<char>& data) {
   auto sent = co_await stream.send_all(asio::buffer(data));
   CHECK(sent);
@@ -55,7 +48,7 @@ asio::awaitable<void> accept_and_echo(tcp_listener& listener, std::size_t sessio
 // Sends this connection's own payload a few times and checks each reply is exactly it.
 asio::awaitable<void> ping_own_payload(tcp_stream& stream, unsigned id, test::wait_group& group,
                                        std::size_t& good) {
-  const auto payload = pattern(1000 + id, id);
+  const auto payload = test::pattern(1000 + id, id);
   std::vector<char> reply(payload.size());
   bool all_good = true;
   for (int round = 0; round < 3; ++round) {
@@ -119,7 +112,7 @@ TEST_CASE("tcp_stream: a 1 MiB round trip comes back intact and in order") {
       auto [client, server] = co_await test::connected_pair(any);
       coronet::spawn(executor, test::echo_until_eof(std::move(server)), "echo");
 
-      const auto data = pattern(1 << 20, 1);
+      const auto data = test::pattern(1 << 20, 1);
       coronet::spawn(executor, send_then_half_close(client, data), "writer");
       std::vector<char> back(data.size());
       auto got = co_await client.recv_exact(asio::buffer(back));
@@ -385,7 +378,7 @@ TEST_CASE(
     "the scheduler") {
   test::run([]() -> asio::awaitable<void> {
     auto [client, server] = co_await test::connected_pair();
-    const auto data = pattern(1000, 3);
+    const auto data = test::pattern(1000, 3);
     bool posted_ran = false;
     asio::post(co_await asio::this_coro::executor, [&] { posted_ran = true; });
 
@@ -408,7 +401,7 @@ TEST_CASE(
 TEST_CASE("tcp_stream: back-to-back sends that all fit still let the thread's other work run") {
   test::run([]() -> asio::awaitable<void> {
     auto [client, server] = co_await test::connected_pair();
-    const auto data = pattern(64 * 100, 4);
+    const auto data = test::pattern(64 * 100, 4);
     bool posted_ran = false;
     asio::post(co_await asio::this_coro::executor, [&] { posted_ran = true; });
     for (std::size_t i = 0; i < 64; ++i) {
@@ -439,7 +432,7 @@ TEST_CASE(
   test::run([]() -> asio::awaitable<void> {
     auto [client, server] = co_await test::connected_pair();
     REQUIRE(client.set_option(coronet::option::send_buffer_size{16 * 1024}));
-    const auto data = pattern(8 << 20, 5);
+    const auto data = test::pattern(8 << 20, 5);
     std::vector<char> got(data.size());
     std::size_t received = 0;
     test::wait_group group(co_await asio::this_coro::executor);
@@ -478,16 +471,6 @@ TEST_CASE("tcp_stream: recv cancelled by a parallel timer loses nothing - and co
   });
 }
 
-namespace {
-
-asio::awaitable<void> send_after(tcp_stream& stream, std::chrono::milliseconds delay,
-                                 std::string_view data) {
-  co_await test::sleep_for(delay);
-  CHECK(co_await stream.send_all(asio::buffer(data)));
-}
-
-}  // namespace
-
 // A server can hold a connection without a buffer: wait until bytes are there, then take them
 // with a receive that never waits.
 TEST_CASE("tcp_stream: wait_readable waits for bytes without reading them - try_recv takes them") {
@@ -503,7 +486,8 @@ TEST_CASE("tcp_stream: wait_readable waits for bytes without reading them - try_
     CHECK((co_await server.wait_readable(50ms)).error() == std::errc::timed_out);
 
     const std::string_view hello = "hello";
-    coronet::spawn(co_await asio::this_coro::executor, send_after(client, 50ms, hello), "sender");
+    coronet::spawn(co_await asio::this_coro::executor,
+                   test::send_after(client, 50ms, std::string(hello)), "sender");
     CHECK(co_await server.wait_readable(5s));
     CHECK(counters->received() == 0);  // the wait read nothing
     auto got = server.try_recv(asio::buffer(buffer));
@@ -524,7 +508,7 @@ TEST_CASE("tcp_stream: wait_readable waits for bytes without reading them - try_
 TEST_CASE("tcp_stream: wait_readable returns for bytes left from an earlier receive") {
   test::run([]() -> asio::awaitable<void> {
     auto [client, server] = co_await test::connected_pair();
-    const auto data = pattern(4096, 3);
+    const auto data = test::pattern(4096, 3);
     CHECK(co_await client.send_all(asio::buffer(data)));
     std::vector<char> got;
     std::array<char, 100> piece{};
@@ -556,7 +540,7 @@ TEST_CASE("tcp_stream: try_send takes what fits at once - then would_block until
     REQUIRE(server.set_option(coronet::option::receive_buffer_size{16 * 1024}));
     auto counters = std::make_shared<coronet::byte_counters>();
     client.count_bytes(counters);
-    const auto chunk = pattern(64 * 1024, 9);
+    const auto chunk = test::pattern(64 * 1024, 9);
     std::size_t taken = 0;
     coronet::io_result last(0);
     for (int i = 0; i < 1000; ++i) {

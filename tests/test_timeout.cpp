@@ -19,12 +19,6 @@ namespace test = coronet::test;
 
 namespace {
 
-asio::awaitable<void> send_after(tcp_stream& stream, std::chrono::milliseconds delay,
-                                 std::string data) {
-  co_await test::sleep_for(delay);
-  CHECK(co_await stream.send_all(asio::buffer(data)));
-}
-
 asio::awaitable<void> sleep_then_finish(std::chrono::milliseconds delay) {
   co_await test::sleep_for(delay);
 }
@@ -58,7 +52,8 @@ TEST_CASE("timeout: a recv on a silent peer times out with timed_out and not ope
 TEST_CASE("timeout: a prompt peer beats the limit") {
   test::run([]() -> asio::awaitable<void> {
     auto [client, server] = co_await test::connected_pair();
-    coronet::spawn(co_await asio::this_coro::executor, send_after(client, 20ms, "quick"), "sender");
+    coronet::spawn(co_await asio::this_coro::executor, test::send_after(client, 20ms, "quick"),
+                   "sender");
     std::array<char, 16> buffer{};
     auto got = co_await server.recv(asio::buffer(buffer), 5s);
     REQUIRE(got);
@@ -77,13 +72,13 @@ TEST_CASE("timeout: the socket default applies to every operation and a call ove
     CHECK((co_await server.recv_exact(asio::buffer(buffer))).error() == std::errc::timed_out);
 
     // This call waits as long as it takes, past the socket's 100 ms.
-    coronet::spawn(co_await asio::this_coro::executor, send_after(client, 300ms, "patience"),
+    coronet::spawn(co_await asio::this_coro::executor, test::send_after(client, 300ms, "patience"),
                    "sender");
     auto got = co_await server.recv(asio::buffer(buffer), no_timeout);
     REQUIRE(got);
     CHECK(std::string_view(buffer.data(), got.bytes()) == "patience");
     // And a call's own longer limit also beats the default.
-    coronet::spawn(co_await asio::this_coro::executor, send_after(client, 300ms, "longer"),
+    coronet::spawn(co_await asio::this_coro::executor, test::send_after(client, 300ms, "longer"),
                    "sender");
     CHECK(co_await server.recv(asio::buffer(buffer), 5s));
   });

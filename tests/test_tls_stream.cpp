@@ -9,6 +9,7 @@
 
 #include <asio/experimental/awaitable_operators.hpp>
 
+#include "support/run.hpp"
 #include "support/tls.hpp"
 
 using namespace std::chrono_literals;
@@ -19,13 +20,6 @@ using coronet::tls_stream;
 namespace test = coronet::test;
 
 namespace {
-
-std::vector<char> pattern(std::size_t size, unsigned seed) {
-  std::vector<char> out(size);
-  for (std::size_t i = 0; i < size; ++i)
-    out[i] = static_cast<char>((i * 7 + seed * 13 + i / 251) & 0xFF);
-  return out;
-}
 
 // Echoes until the peer's close_notify, then sends its own.
 asio::awaitable<void> tls_echo(tls_stream stream) {
@@ -117,7 +111,7 @@ TEST_CASE("tls_stream round trip both ways over IPv4 and IPv6 with the peer veri
 
       auto counters = std::make_shared<coronet::byte_counters>();
       server.count_bytes(counters);
-      const auto request = pattern(100'000, 1);  // several TLS records
+      const auto request = test::pattern(100'000, 1);  // several TLS records
       std::vector<char> got(request.size());
       auto sent = co_await client.send_all(asio::buffer(request));
       REQUIRE(sent);
@@ -126,7 +120,7 @@ TEST_CASE("tls_stream round trip both ways over IPv4 and IPv6 with the peer veri
       REQUIRE(received);
       CHECK(got == request);
 
-      const auto reply = pattern(5000, 2);
+      const auto reply = test::pattern(5000, 2);
       REQUIRE(co_await server.send_all(asio::buffer(reply)));
       std::vector<char> back(reply.size());
       REQUIRE(co_await client.recv_exact(asio::buffer(back), 5s));
@@ -303,7 +297,7 @@ TEST_CASE("tls_stream shutdown is a half-close: the other direction keeps flowin
     got = co_await server.recv(asio::buffer(buffer), 5s);
     CHECK(got.error() == errc::eof);
     // The server answers after the client's close_notify, then ends its side too.
-    const auto answer = pattern(40'000, 3);
+    const auto answer = test::pattern(40'000, 3);
     REQUIRE(co_await server.send_all(asio::buffer(answer)));
     REQUIRE(co_await server.shutdown(5s));
 
@@ -374,7 +368,7 @@ TEST_CASE("tls_stream: a send cut off part-way leaves the stream unable to send"
   test::run([]() -> asio::awaitable<void> {
     auto [client, server] = co_await test::tls_pair();
     // The server reads nothing, so the socket buffers fill and the send waits, then times out.
-    const auto big = pattern(32 << 20, 4);
+    const auto big = test::pattern(32 << 20, 4);
     auto sent = co_await client.send_all(asio::buffer(big), 200ms);
     REQUIRE(sent.error() == std::errc::timed_out);
     CHECK(sent.bytes() < big.size());
@@ -513,7 +507,7 @@ TEST_CASE("tls_stream echo: 20 clients at once each get their own bytes back") {
                  test::wait_group& done) -> asio::awaitable<void> {
                 auto client =
                     co_await tls_stream::connect(where, test::client_tls(), {.limit = 5s});
-                const auto payload = pattern(3000 + me, me);
+                const auto payload = test::pattern(3000 + me, me);
                 std::vector<char> reply(payload.size());
                 if (client && co_await client->send_all(asio::buffer(payload)) &&
                     co_await client->recv_exact(asio::buffer(reply), 5s) && reply == payload) {

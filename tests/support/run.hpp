@@ -146,6 +146,40 @@ inline asio::awaitable<void> sleep_for(std::chrono::milliseconds duration) {
   co_await timer.async_wait(asio::use_awaitable);
 }
 
+/// `size` bytes that differ from one position and one `seed` to the next, so that data lost,
+/// repeated, reordered or from another stream is caught.
+inline std::vector<char> pattern(std::size_t size, unsigned seed) {
+  std::vector<char> out(size);
+  for (std::size_t i = 0; i < size; ++i)
+    out[i] = static_cast<char>((i * 7 + seed * 13 + i / 251) & 0xFF);
+  return out;
+}
+
+/// pattern() as text.
+inline std::string pattern_text(std::size_t size, unsigned seed) {
+  const auto bytes = pattern(size, seed);
+  return {bytes.begin(), bytes.end()};
+}
+
+/// Sends `data` whole on `stream` after `delay`; for a spawned sender.
+inline asio::awaitable<void> send_after(tcp_stream& stream, std::chrono::milliseconds delay,
+                                        std::string data) {
+  co_await sleep_for(delay);
+  CHECK(co_await stream.send_all(asio::buffer(data)));
+}
+
+/// `payload` over a new TCP connection to `where`, echoed back whole, each step within `limit`.
+inline asio::awaitable<void> expect_echo(endpoint where, std::string payload,
+                                         std::chrono::milliseconds limit = 5s) {
+  auto stream = co_await tcp_stream::connect(where, {.limit = limit});
+  REQUIRE_MESSAGE(stream, stream.error().message());
+  REQUIRE(co_await stream->send_all(asio::buffer(payload), limit));
+  std::string back(payload.size(), '\0');
+  auto got = co_await stream->recv_exact(asio::buffer(back), limit);
+  REQUIRE_MESSAGE(got, got.error().message());
+  CHECK(back == payload);
+}
+
 /// Whether this machine has an IPv6 loopback (::1) to bind to.
 inline bool has_ipv6_loopback() {
   asio::io_context context;
