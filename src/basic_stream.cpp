@@ -143,7 +143,7 @@ asio::awaitable<io_result> basic_stream<AsioSocket>::recv(asio::mutable_buffer b
   auto wait = this->waits_.begin(detail::wait_side::receive, detail::wait_kind::recv,
                                  this->native_handle(), where);
   return this->socket_.async_read_some(
-      buffer, detail::as_io_result<asio::use_awaitable_t<>>{asio::use_awaitable, &counters_,
+      buffer, detail::as_io_result<asio::use_awaitable_t<>>{asio::use_awaitable, counters_.get(),
                                                             std::move(wait)});
 }
 

@@ -471,6 +471,38 @@ TEST_CASE("tcp_stream: recv cancelled by a parallel timer loses nothing - and co
   });
 }
 
+namespace {
+
+// Receives once on a stream it does not own, stores the outcome, and touches nothing of the
+// stream afterwards.
+asio::awaitable<void> receive_once(tcp_stream& stream, std::shared_ptr<coronet::io_result> out) {
+  std::array<char, 16> buffer{};
+  *out = co_await stream.recv(asio::buffer(buffer));
+}
+
+}  // namespace
+
+// The receive's completion reads nothing of the stream, which is gone when it runs.
+TEST_CASE(
+    "tcp_stream: a stream that counts bytes destroyed under a pending recv - its end is safe") {
+  test::run([]() -> asio::awaitable<void> {
+    auto [client, server] = co_await test::connected_pair();
+    auto counters = std::make_shared<coronet::byte_counters>();
+    auto stream = std::make_unique<tcp_stream>(std::move(server));
+    stream->count_bytes(counters);
+    auto outcome = std::make_shared<coronet::io_result>(0, std::error_code());
+    coronet::spawn(co_await asio::this_coro::executor, receive_once(*stream, outcome), "receiver");
+    co_await test::sleep_for(20ms);  // it waits now
+    // Closed and destroyed in one handler: the receive's completion is still queued, and runs
+    // after the stream's memory is freed (AddressSanitizer checks that it stays out of it).
+    stream.reset();
+    co_await test::sleep_for(20ms);
+    CHECK(outcome->error() == std::errc::operation_canceled);
+    CHECK(counters->received() == 0);
+    CHECK(counters.use_count() == 1);  // the completion let go of them
+  });
+}
+
 // A server can hold a connection without a buffer: wait until bytes are there, then take them
 // with a receive that never waits.
 TEST_CASE("tcp_stream: wait_readable waits for bytes without reading them - try_recv takes them") {

@@ -98,8 +98,8 @@ class basic_stream : public basic_socket<AsioSocket> {
   /// eof after everything sent so far, and this side can still receive.
   result<void> shutdown(shutdown_type what = shutdown_type::send);
 
-  /// From now on, adds the bytes every operation of this stream moves to `counters` (nullptr:
-  /// stop counting). A server does this for each connection it lists.
+  /// Adds the bytes every operation of this stream started from now on moves to `counters`
+  /// (nullptr: stop counting). A server does this for each connection it lists.
   /// Thread safety: only from the stream's own executor, like its operations.
   void count_bytes(std::shared_ptr<byte_counters> counters) noexcept {
     counters_ = std::move(counters);
