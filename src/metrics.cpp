@@ -4,7 +4,9 @@
 
 #include <iterator>
 #include <map>
+#include <new>
 #include <string_view>
+#include <utility>
 
 #include "coronet/detail/observer.hpp"
 #include "coronet/suspended_operation.hpp"
@@ -12,6 +14,37 @@
 namespace coronet {
 
 namespace detail {
+
+void wait_record::begin(thread_observer& observer, wait_side side, wait_kind kind, int fd,
+                        coronet::source_location where) noexcept {
+  const auto s = static_cast<std::size_t>(side);
+  where_[s] = where;
+  since_[s] = coarse_now();
+  kind_[s] = kind;
+  fd_ = fd;
+  if (next != nullptr) return;
+  wait_link& head = observer.waiting;
+  prev = head.prev;
+  next = &head;
+  head.prev->next = this;
+  head.prev = this;
+}
+
+wait_ref wait_slot::begin_observed(thread_observer& observer, wait_side side, wait_kind kind,
+                                   int fd, coronet::source_location where) noexcept {
+  if (record_ == nullptr) {
+    record_ = new (std::nothrow) wait_record;
+    if (record_ == nullptr) return {};  // out of memory: this wait goes unrecorded
+  }
+  record_->begin(observer, side, kind, fd, where);
+  record_->add_ref();
+  return wait_ref(record_, side);
+}
+
+void wait_ref::end_wait() noexcept {
+  record_->end(side_);
+  std::exchange(record_, nullptr)->release();
+}
 
 void count_error(thread_observer& observer, const std::error_code& ec) noexcept {
   if (ec == std::errc::timed_out) {

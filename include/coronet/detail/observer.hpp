@@ -81,8 +81,8 @@ class wait_record : public wait_link {
   }
 
   // An operation of `side` starts waiting, on the thread `observer` belongs to.
-  inline void begin(thread_observer& observer, wait_side side, wait_kind kind, int fd,
-                    coronet::source_location where) noexcept;
+  void begin(thread_observer& observer, wait_side side, wait_kind kind, int fd,
+             coronet::source_location where) noexcept;
 
   // The operation of `side` is over.
   void end(wait_side side) noexcept {
@@ -135,14 +135,16 @@ class wait_ref {
   }
   ~wait_ref() { reset(); }
 
-  // The wait is over.
+  // The wait is over. Inline, and no more than a test when the thread does not observe: a
+  // completion handler holds a wait_ref, and Asio moves the handler, destroying each moved-from
+  // one, several times per operation.
   void reset() noexcept {
-    if (record_ == nullptr) return;
-    record_->end(side_);
-    std::exchange(record_, nullptr)->release();
+    if (record_ != nullptr) end_wait();
   }
 
  private:
+  void end_wait() noexcept;  // out of line (metrics.cpp): only observing threads get there
+
   wait_record* record_ = nullptr;
   wait_side side_ = wait_side::receive;
 };
@@ -166,11 +168,16 @@ class wait_slot {
   }
 
   // An operation of `side` starts waiting: recorded on a thread that observes (the wait lasts
-  // as long as the wait_ref returned), else nothing (an empty wait_ref).
+  // as long as the wait_ref returned), else nothing (an empty wait_ref). Inline, and no more
+  // than a test of current_observer on a thread that does not observe.
   [[nodiscard]] inline wait_ref begin(wait_side side, wait_kind kind, int fd,
                                       coronet::source_location where) noexcept;
 
  private:
+  // begin() on a thread that observes; out of line (metrics.cpp).
+  wait_ref begin_observed(thread_observer& observer, wait_side side, wait_kind kind, int fd,
+                          coronet::source_location where) noexcept;
+
   wait_record* record_ = nullptr;
 };
 
@@ -225,32 +232,11 @@ inline std::int64_t coarse_now() noexcept {
   return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
 }
 
-void wait_record::begin(thread_observer& observer, wait_side side, wait_kind kind, int fd,
-                        coronet::source_location where) noexcept {
-  const auto s = static_cast<std::size_t>(side);
-  where_[s] = where;
-  since_[s] = coarse_now();
-  kind_[s] = kind;
-  fd_ = fd;
-  if (next != nullptr) return;
-  wait_link& head = observer.waiting;
-  prev = head.prev;
-  next = &head;
-  head.prev->next = this;
-  head.prev = this;
-}
-
 wait_ref wait_slot::begin(wait_side side, wait_kind kind, int fd,
                           coronet::source_location where) noexcept {
   thread_observer* observer = current_observer;
   if (observer == nullptr) return {};
-  if (record_ == nullptr) {
-    record_ = new (std::nothrow) wait_record;
-    if (record_ == nullptr) return {};  // out of memory: this wait goes unrecorded
-  }
-  record_->begin(*observer, side, kind, fd, where);
-  record_->add_ref();
-  return wait_ref(record_, side);
+  return begin_observed(*observer, side, kind, fd, where);
 }
 
 // Counts an error an operation ended with: a timeout or a reset (`ec` in coronet's terms).
