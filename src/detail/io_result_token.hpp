@@ -9,7 +9,6 @@
 // frame to allocate, resume and destroy per operation, nor to hold while a connection waits.
 
 #include <cstddef>
-#include <memory>
 #include <system_error>
 #include <type_traits>
 #include <utility>
