@@ -136,6 +136,13 @@ class supervisor {
     } catch (...) {
       log().error("worker {}: an exception that is not a std::exception", k);
     }
+    // The worker is ending: a stop signal now asks for what is already under way, and its
+    // default action would cut the exit short, before the exit handlers run and the buffered
+    // output is flushed.
+    sigset_t passed_on;
+    sigemptyset(&passed_on);
+    for (int s : {SIGINT, SIGTERM, SIGUSR1}) sigaddset(&passed_on, s);
+    ::sigprocmask(SIG_BLOCK, &passed_on, nullptr);
     std::exit(code);
   }
 

@@ -10,6 +10,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <map>
@@ -282,6 +283,24 @@ TEST_CASE("run_prefork: a worker that keeps dying at once is restarted with grow
   CHECK(starts <= 8);
   pool.signal(SIGTERM);
   CHECK(pool.wait(5s).has_value());
+}
+
+TEST_CASE("run_prefork: a stop signal during a worker's exit does not cut it short") {
+  pool_process pool({.workers = 1}, [](prefork_worker& self, int out) {
+    report(out, "up " + std::to_string(self.index()) + " " + std::to_string(::getpid()));
+    self.ready();
+    // Output that only the exit flushes, and an exit handler that takes a while.
+    FILE* buffered = ::fdopen(::dup(out), "w");
+    std::setvbuf(buffered, nullptr, _IOFBF, BUFSIZ);
+    std::fputs("flushed at exit\n", buffered);
+    std::atexit([] { std::this_thread::sleep_for(500ms); });
+    report(out, "returning");
+    return 0;
+  });
+  REQUIRE(pool.next_line_starting("returning", 5s));
+  pool.signal(SIGTERM);  // passed on while the worker's exit handler runs
+  CHECK(pool.next_line_starting("flushed at exit", 5s));
+  CHECK(pool.wait(5s) == 0);
 }
 
 TEST_CASE("run_prefork: the workers get SIGTERM when the supervisor dies") {

@@ -48,7 +48,9 @@ class prefork_worker {
 ///   its start, after a wait that doubles from 100 ms up to longest_restart_delay.
 /// - SIGINT and SIGTERM are passed on to every worker (a second one too, for a program that
 ///   stops at once on the second), and SIGKILL ends any worker still running stop_limit later.
-///   SIGUSR1 is passed on as it comes.
+///   SIGUSR1 is passed on as it comes. Once `worker` has returned (or thrown), these signals
+///   are blocked in its process: its exit runs the exit handlers and flushes its output
+///   whatever comes.
 /// - Each worker gets SIGTERM if the parent dies.
 ///
 /// Returns 0 when every worker ended with status 0 (or by the signal passed on) after a stop
