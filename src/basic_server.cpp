@@ -1,11 +1,14 @@
 #include "coronet/basic_server.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <exception>
 #include <mutex>
@@ -108,6 +111,10 @@ asio::awaitable<std::size_t> sum_on_every_thread(
   co_return all->sum;
 }
 
+int listening_fd(tcp_listener& listener) noexcept { return listener.native_handle(); }
+int listening_fd(tls_listener& listener) noexcept { return listener.tcp().native_handle(); }
+int listening_fd(unix_listener& listener) noexcept { return listener.native_handle(); }
+
 // How many connections wait in a TCP listener's kernel backlog (for a listening socket,
 // TCP_INFO's tcpi_unacked is its accept queue's length); 0 for a Unix-domain one.
 std::uint64_t backlog_of(int fd) noexcept {
@@ -117,12 +124,95 @@ std::uint64_t backlog_of(int fd) noexcept {
   return info.tcpi_unacked;
 }
 std::uint64_t queued_connections(tcp_listener& listener) noexcept {
-  return backlog_of(listener.native_handle());
+  return backlog_of(listening_fd(listener));
 }
 std::uint64_t queued_connections(tls_listener& listener) noexcept {
-  return backlog_of(listener.tcp().native_handle());
+  return backlog_of(listening_fd(listener));
 }
 std::uint64_t queued_connections(unix_listener&) noexcept { return 0; }
+
+// An accepted connection's descriptor on its way to the thread that will serve it: closed if
+// it never gets there (that thread's context shut down first).
+class owned_fd {
+ public:
+  explicit owned_fd(int fd) noexcept : fd_(fd) {}
+  owned_fd(owned_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  owned_fd& operator=(owned_fd&&) = delete;
+  ~owned_fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const noexcept { return fd_; }
+  int release() noexcept { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+// For accept_descriptor(), whose accept4(2) comes before any wait. (Asio makes a listening
+// socket non-blocking only for its own accept operations.)
+void make_non_blocking(int fd) noexcept {
+  if (const int flags = ::fcntl(fd, F_GETFL); flags >= 0 && (flags & O_NONBLOCK) == 0) {
+    ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  }
+}
+
+// Takes the next queued connection off `listener`, which make_non_blocking() has prepared, as
+// a bare descriptor registered with no thread's reactor yet; waits while there is none.
+template <class Listener>
+asio::awaitable<result<owned_fd>> accept_descriptor(Listener& listener) {
+  for (;;) {
+    const int fd = ::accept4(listening_fd(listener), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) co_return owned_fd(fd);
+    const int error = errno;
+    if (error == EINTR) continue;
+    if (error != EAGAIN && error != EWOULDBLOCK) {
+      co_return detail::to_coronet_error(std::error_code(error, std::system_category()));
+    }
+    auto queued = co_await listener.wait_for_connection();
+    if (!queued) co_return queued.error();
+  }
+}
+
+// Registers `fd`, as an Asio socket of `protocol`, with the reactor of `executor`'s context,
+// which must be the calling thread's. On failure `fd` stays the caller's.
+template <class Protocol>
+std::optional<typename Protocol::socket> adopt_socket(const asio::any_io_executor& executor,
+                                                      const Protocol& protocol, owned_fd& fd,
+                                                      std::error_code& ec) {
+  typename Protocol::socket socket(executor);
+  socket.assign(protocol, fd.get(), ec);
+  if (ec) return std::nullopt;
+  fd.release();
+  return socket;
+}
+
+std::optional<asio::ip::tcp::socket> adopt_tcp(const endpoint& local,
+                                               const asio::any_io_executor& executor, owned_fd& fd,
+                                               std::error_code& ec) {
+  return adopt_socket(executor, local.is_v6() ? asio::ip::tcp::v6() : asio::ip::tcp::v4(), fd, ec);
+}
+
+// The stream a connection accepted on `listener` becomes on the thread that serves it.
+std::optional<tcp_stream> adopt_stream(const tcp_listener& listener,
+                                       const asio::any_io_executor& executor, owned_fd& fd,
+                                       std::error_code& ec) {
+  auto socket = adopt_tcp(listener.local_endpoint(), executor, fd, ec);
+  if (!socket) return std::nullopt;
+  return tcp_stream(std::move(*socket));
+}
+std::optional<tls_stream> adopt_stream(const tls_listener& listener,
+                                       const asio::any_io_executor& executor, owned_fd& fd,
+                                       std::error_code& ec) {
+  auto socket = adopt_tcp(listener.local_endpoint(), executor, fd, ec);
+  if (!socket) return std::nullopt;
+  return tls_stream(tcp_stream(std::move(*socket)), listener.context());
+}
+std::optional<unix_stream> adopt_stream(const unix_listener&, const asio::any_io_executor& executor,
+                                        owned_fd& fd, std::error_code& ec) {
+  auto socket = adopt_socket(executor, asio::local::stream_protocol(), fd, ec);
+  if (!socket) return std::nullopt;
+  return unix_stream(std::move(*socket));
+}
 
 // A connection's two ends as its thread's table keeps them. For TCP, Asio's endpoints (28 bytes
 // each) rather than coronet::endpoint (140, with room for a Unix path): the table holds one
@@ -312,6 +402,59 @@ struct basic_server<Listener>::state {
         [end = std::move(end)](std::exception_ptr error) { end->ended(std::move(error)); });
   }
 
+  // Counts a connection accepted on `listener`; ends a pause's episode.
+  static void count_accepted(state& self, Listener& listener, std::chrono::milliseconds& backoff,
+                             const std::string& where) {
+    if (backoff.count() > 0) log().info("accept on {}: accepting again", where);
+    backoff = std::chrono::milliseconds{0};
+    self.accepted.fetch_add(1, std::memory_order_relaxed);
+    if (auto* observer = detail::current_observer) {
+      observer->accepted.add(1);
+      observer->accept_queue_high.raise_to(queued_connections(listener));
+    }
+  }
+
+  // Gives the connection just accepted on thread `home` to the next thread in turn, which
+  // makes its stream: each socket is registered with the reactor of the thread it lives on, by
+  // that thread, never by another one while that reactor runs.
+  static void hand_over_connection(const std::shared_ptr<state>& self, std::size_t home,
+                                   owned_fd fd, detail::connection_limit::slot slot) {
+    const std::size_t target = self->next_thread();
+    if (target == home) {
+      adopt_connection(self, home, target, std::move(fd), std::move(slot));
+      return;
+    }
+    detail::thread_observer* there = self->owner.observer_of(target);
+    if (there != nullptr) {
+      const auto queued = there->handover_pending.fetch_add(1) + 1;
+      if (queued > there->handover_high.load(std::memory_order_relaxed)) {
+        there->handover_high.store(queued, std::memory_order_relaxed);
+      }
+    }
+    asio::post(self->owner.executor(target),
+               [self, home, target, there, fd = std::move(fd), l = std::move(slot)]() mutable {
+                 if (there != nullptr) there->handover_pending.fetch_sub(1);
+                 adopt_connection(self, home, target, std::move(fd), std::move(l));
+               });
+  }
+
+  // On thread `thread`: the stream of a connection that `home`'s listener accepted, then its
+  // session. A descriptor the reactor refuses (out of memory) is logged and closed.
+  static void adopt_connection(const std::shared_ptr<state>& self, std::size_t home,
+                               std::size_t thread, owned_fd fd,
+                               detail::connection_limit::slot slot) {
+    std::error_code ec;
+    auto stream =
+        adopt_stream(*self->threads[home]->listener, self->owner.executor(thread), fd, ec);
+    if (!stream) {
+      log().warn("accept on {}: cannot serve the connection: {}", self->local.to_string(),
+                 ec.message());
+      if (auto* observer = detail::current_observer) observer->refused.add(1);
+      return;
+    }
+    start_session(self, thread, std::move(*stream), std::move(slot));
+  }
+
   static asio::awaitable<void> pause(std::chrono::milliseconds how_long) {
     asio::steady_timer timer(co_await asio::this_coro::executor, how_long);
     (void)co_await timer.async_wait(detail::use_nothrow);
@@ -323,6 +466,7 @@ struct basic_server<Listener>::state {
     Listener& listener = *self->threads[home]->listener;
     const auto where = self->local.to_string();
     const bool hand_over = self->options.placement == placement::round_robin;
+    if (hand_over) make_non_blocking(listening_fd(listener));
     // With a limit and several listeners, a listener waiting in accept() while holding a slot
     // would keep it from a busy one: each waits for a queued connection before taking a slot.
     const bool wait_first =
@@ -336,41 +480,25 @@ struct basic_server<Listener>::state {
       // Taken before accept(): at the limit, clients wait in the kernel's backlog.
       auto slot = co_await self->limit->acquire();
       if (!slot) co_return;
-      const std::size_t target = hand_over ? self->next_thread() : home;
-      // Not a ?: with a co_await in each branch: GCC 12 miscompiles that (double destruction).
-      result<stream_type> stream = std::error_code();
+      std::error_code ec;
       if (hand_over) {
-        stream = co_await listener.accept(self->owner.executor(target));
+        // A bare descriptor, registered by the thread that serves it (hand_over_connection()).
+        auto fd = co_await accept_descriptor(listener);
+        if (fd) {
+          count_accepted(*self, listener, backoff, where);
+          hand_over_connection(self, home, std::move(*fd), std::move(slot));
+          continue;
+        }
+        ec = fd.error();
       } else {
-        stream = co_await listener.accept();
-      }
-      if (stream) {
-        if (backoff.count() > 0) log().info("accept on {}: accepting again", where);
-        backoff = std::chrono::milliseconds{0};
-        self->accepted.fetch_add(1, std::memory_order_relaxed);
-        if (auto* observer = detail::current_observer) {
-          observer->accepted.add(1);
-          observer->accept_queue_high.raise_to(queued_connections(listener));
+        auto stream = co_await listener.accept();
+        if (stream) {
+          count_accepted(*self, listener, backoff, where);
+          start_session(self, home, std::move(*stream), std::move(slot));
+          continue;
         }
-        if (target == home) {
-          start_session(self, target, std::move(*stream), std::move(slot));
-        } else {
-          detail::thread_observer* there = self->owner.observer_of(target);
-          if (there != nullptr) {
-            const auto queued = there->handover_pending.fetch_add(1) + 1;
-            if (queued > there->handover_high.load(std::memory_order_relaxed)) {
-              there->handover_high.store(queued, std::memory_order_relaxed);
-            }
-          }
-          asio::post(self->owner.executor(target),
-                     [self, target, there, s = std::move(*stream), l = std::move(slot)]() mutable {
-                       if (there != nullptr) there->handover_pending.fetch_sub(1);
-                       start_session(self, target, std::move(s), std::move(l));
-                     });
-        }
-        continue;
+        ec = stream.error();
       }
-      const auto ec = stream.error();
       if (ec == std::errc::operation_canceled) co_return;
       if (is_transient(ec)) {
         log().debug("accept on {}: {}", where, ec.message());
