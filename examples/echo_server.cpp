@@ -334,11 +334,14 @@ asio::awaitable<void> graceful_stop(echo_service& service, coronet::timeout grac
 }
 
 // The runtime --threads asks for (else one thread per hardware thread), observing with
-// --metrics.
+// --metrics. Its I/O is unlocked: every socket is made before run() or, once it runs, by the
+// thread it lives on (the servers' accepts, the UDP sockets' closes), as
+// runtime_options::unlocked_io asks.
 coronet::runtime make_runtime(std::optional<unsigned> threads, bool observe) {
   return coronet::runtime(coronet::runtime_options{
       .threads = threads ? std::optional<std::size_t>(*threads) : std::nullopt,
-      .observe = observe});
+      .observe = observe,
+      .unlocked_io = true});
 }
 
 coronet::timeout::duration seconds(double s) {

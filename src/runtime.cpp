@@ -35,11 +35,13 @@
 
 namespace coronet {
 
-// Asio's reactor keeps its per-descriptor locks (hint 1, not UNSAFE_IO): an accept on one
-// thread registers the new socket with another thread's reactor, which may be handling a
-// recycled descriptor state at that moment (ThreadSanitizer showed the race).
+// Hint 1 (one thread runs the context) keeps the reactor's per-descriptor locks, which guard
+// a socket touched from another thread; UNSAFE_IO drops them for runtime_options::unlocked_io.
+// Asio recycles a closed socket's descriptor state while its thread may still read it, so even
+// creating a socket from another thread is a race without them (ThreadSanitizer showed it).
 struct runtime::thread_context : asio::io_context {
-  thread_context() : asio::io_context(1), keep_running(get_executor()) {}
+  explicit thread_context(int concurrency_hint)
+      : asio::io_context(concurrency_hint), keep_running(get_executor()) {}
 
   using asio::io_context::shutdown;  // protected in asio::execution_context
 
@@ -75,14 +77,21 @@ std::size_t default_threads() noexcept {
 
 runtime::runtime() : runtime(default_threads()) {}
 
-runtime::runtime(std::size_t threads) {
-  if (threads == 0) throw std::invalid_argument("coronet::runtime needs at least one thread");
-  contexts_.reserve(threads);
-  for (std::size_t i = 0; i < threads; ++i) contexts_.push_back(std::make_unique<thread_context>());
-}
+runtime::runtime(std::size_t threads)
+    : runtime([threads] {
+        runtime_options options;
+        options.threads = threads;
+        return options;
+      }()) {}
 
-runtime::runtime(runtime_options options) : runtime(options.threads.value_or(default_threads())) {
-  observe_ = options.observe;
+runtime::runtime(runtime_options options) : observe_(options.observe) {
+  const std::size_t threads = options.threads.value_or(default_threads());
+  if (threads == 0) throw std::invalid_argument("coronet::runtime needs at least one thread");
+  const int hint = options.unlocked_io ? ASIO_CONCURRENCY_HINT_UNSAFE_IO : 1;
+  contexts_.reserve(threads);
+  for (std::size_t i = 0; i < threads; ++i) {
+    contexts_.push_back(std::make_unique<thread_context>(hint));
+  }
 }
 
 runtime::~runtime() {

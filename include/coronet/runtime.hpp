@@ -34,6 +34,14 @@ struct runtime_options {
   /// socket or timer waits on (suspended_operations()). It costs each operation a few counter
   /// updates and a read of the coarse clock (benchmarks/README.md, "Observation").
   bool observe = false;
+  /// A promise that while the runtime runs, every socket (and any other Asio I/O object) on
+  /// context k is created, used and closed only on thread k: a program that builds its servers
+  /// and sockets before start() or run(), and from then on only in coroutines on their own
+  /// contexts. coronet's servers keep it (a connection is accepted as a bare descriptor and
+  /// registered by the thread that serves it). The contexts then skip the per-socket locks of
+  /// Asio's reactor (ASIO_CONCURRENCY_HINT_UNSAFE_IO): fewer instructions per operation
+  /// (benchmarks/README.md). Breaking the promise is a data race.
+  bool unlocked_io = false;
 };
 
 /// N threads, each running an io_context of its own: the threading model of coronet's
