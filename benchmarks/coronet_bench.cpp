@@ -764,7 +764,7 @@ asio::awaitable<void> udp_connection(std::uint32_t id, bench& b, thread_state& t
 
 class builtin_server {
  public:
-  builtin_server(proto protocol, std::size_t threads) : runtime_(threads) {
+  builtin_server(proto protocol, std::size_t threads) : runtime_(unlocked(threads)) {
     const auto loopback = coronet::endpoint(asio::ip::address_v4::loopback(), 0);
     const coronet::timeout never = coronet::no_timeout;
     switch (protocol) {
@@ -835,6 +835,14 @@ class builtin_server {
   std::optional<cpu_time> cpu() const { return threads_cpu_time(tids_); }
 
  private:
+  // As echo_server's: every socket is made before start() or by the thread it lives on.
+  static coronet::runtime_options unlocked(std::size_t threads) {
+    coronet::runtime_options options;
+    options.threads = threads;
+    options.unlocked_io = true;
+    return options;
+  }
+
   coronet::runtime runtime_;  // first: destroyed last, after every socket on it
   std::optional<coronet::tcp_server> tcp_;
   std::optional<coronet::unix_server> unix_;
