@@ -37,7 +37,10 @@ class basic_listener : public basic_socket<asio::basic_socket_acceptor<Protocol>
   /// Waits for the next connection and places its stream on `target`, another thread's
   /// executor for instance.
   /// Thread safety: await it on the listener's executor, like accept(); the stream it returns
-  /// there belongs to `target`: hand it over (spawn(target, ...)) before using it.
+  /// there belongs to `target`: hand it over (spawn(target, ...)) before using it. The socket
+  /// is registered with `target`'s reactor from this thread, so `target` must not be a running
+  /// context of a runtime with runtime_options::unlocked_io (coronet's servers hand over the
+  /// descriptor instead, and `target`'s thread makes the socket).
   asio::awaitable<result<Stream>> accept(const asio::any_io_executor& target,
                                          call_timeout limit = {},
                                          source_location where = source_location::current());
