@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -429,4 +430,35 @@ TEST_CASE("tcp_server: on a runtime with unlocked_io each thread registers its o
         CHECK(co_await server.stop(5s) == 0);
       },
       30s);
+}
+
+// A connection accepted on thread 0 travels to its thread as a bare descriptor. If that
+// thread never runs it (its context stopped, then the runtime destroyed), the descriptor is
+// closed with the queued hand-over: the client reads the end, rather than waiting on a
+// descriptor nobody owns.
+TEST_CASE("tcp_server: a connection handed to a thread that no longer runs is closed, not leaked") {
+  auto threads = std::make_unique<coronet::runtime>(2);
+  auto server =
+      std::make_unique<tcp_server>(tcp_server::bind(*threads, test::any_v4(), plain_echo));
+  const auto where = server->local_endpoint();
+  threads->start();
+  threads->context(1).stop();  // no handler runs on context 1 from here on
+  test::run([&]() -> asio::awaitable<void> {
+    // The first connection goes to thread 0 and is served; the second waits for thread 1.
+    auto served = co_await test::ping_clients(where, 1);
+    REQUIRE(served.size() == 1);
+    auto stranded = co_await tcp_stream::connect(where);
+    REQUIRE(stranded);
+    while (server->stats().accepted < 2) co_await test::sleep_for(2ms);
+
+    server.reset();
+    threads->stop();
+    threads->join();
+    threads.reset();  // destroys the queued hand-over, and with it the descriptor
+
+    std::array<char, 4> reply{};
+    auto got = co_await stranded->recv(asio::buffer(reply), 5s);
+    CHECK(got.bytes() == 0);
+    CHECK((got.error() == coronet::errc::eof || got.error() == std::errc::connection_reset));
+  });
 }
