@@ -289,15 +289,20 @@ TEST_CASE("run_prefork: a stop signal during a worker's exit does not cut it sho
   pool_process pool({.workers = 1}, [](prefork_worker& self, int out) {
     report(out, "up " + std::to_string(self.index()) + " " + std::to_string(::getpid()));
     self.ready();
-    // Output that only the exit flushes, and an exit handler that takes a while.
+    // Output that only the exit flushes, and an exit handler that says it runs (the worker
+    // has returned by then) and takes a while.
     FILE* buffered = ::fdopen(::dup(out), "w");
     std::setvbuf(buffered, nullptr, _IOFBF, BUFSIZ);
     std::fputs("flushed at exit\n", buffered);
-    std::atexit([] { std::this_thread::sleep_for(500ms); });
-    report(out, "returning");
+    static int exit_report_fd = -1;
+    exit_report_fd = out;
+    std::atexit([] {
+      report(exit_report_fd, "exiting");
+      std::this_thread::sleep_for(500ms);
+    });
     return 0;
   });
-  REQUIRE(pool.next_line_starting("returning", 5s));
+  REQUIRE(pool.next_line_starting("exiting", 5s));
   pool.signal(SIGTERM);  // passed on while the worker's exit handler runs
   CHECK(pool.next_line_starting("flushed at exit", 5s));
   CHECK(pool.wait(5s) == 0);
