@@ -769,7 +769,7 @@ class builtin_server {
     const coronet::timeout never = coronet::no_timeout;
     switch (protocol) {
       case proto::tcp:
-        tcp_.emplace(coronet::tcp_server::bind(runtime_, loopback, [never](coronet::tcp_stream s) {
+        tcp_.emplace(coronet::tcp_server::bind(runtime_, loopback, [never](coronet::lean_stream s) {
           return coronet_examples::echo_session(std::move(s), never);
         }));
         where_ = tcp_->local_endpoint();
@@ -782,7 +782,7 @@ class builtin_server {
         }
         directory_ = pattern;
         where_ = coronet::endpoint::unix_domain((directory_ / "echo.sock").string()).value();
-        unix_.emplace(coronet::unix_server::bind(runtime_, where_, [never](coronet::unix_stream s) {
+        unix_.emplace(coronet::unix_server::bind(runtime_, where_, [never](coronet::lean_stream s) {
           return coronet_examples::echo_session(std::move(s), never);
         }));
         break;

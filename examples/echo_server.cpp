@@ -181,7 +181,7 @@ struct echo_service {
         case kind::tcp: {
           auto server = coronet::tcp_server::bind(
               runtime, ep,
-              [limit](coronet::tcp_stream stream) {
+              [limit](coronet::lean_stream stream) {
                 return coronet_examples::echo_session(std::move(stream), limit);
               },
               options);
@@ -205,7 +205,7 @@ struct echo_service {
           unix_options.placement = coronet::placement::round_robin;
           auto server = coronet::unix_server::bind(
               runtime, ep,
-              [limit](coronet::unix_stream stream) {
+              [limit](coronet::lean_stream stream) {
                 return coronet_examples::echo_session(std::move(stream), limit);
               },
               unix_options);

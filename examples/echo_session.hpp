@@ -101,8 +101,14 @@ echo_left echo_now(Stream& stream, asio::mutable_buffer into, std::size_t n,
   return {unsent, {}};
 }
 
+// What a session over `Stream` is: a coronet::task for a lean_stream (the servers' lean path,
+// which echo_server takes), an asio::awaitable for tcp_stream and unix_stream.
+template <class Stream>
+using session_for = std::conditional_t<std::is_same_v<Stream, coronet::lean_stream>,
+                                       coronet::task<void>, asio::awaitable<void>>;
+
 // One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
-// peer silent for `idle` is closed.
+// peer silent for `idle` is closed. The same body for both kinds of stream and session.
 //
 // Memory: an idle session holds 128 bytes of buffer, not the 64 KiB it echoes at most at once.
 // It waits in recv() on that small buffer, which takes a short message whole in one receive,
@@ -110,11 +116,12 @@ echo_left echo_now(Stream& stream, asio::mutable_buffer into, std::size_t n,
 // buffer of the session's own (64 KiB, as the epoll baseline keeps for a connection once a
 // send falls short) exists only while the peer streams or an echo waits for it to read.
 template <class Stream>
-inline asio::awaitable<void> echo_session(Stream stream, coronet::timeout idle) {
+inline session_for<Stream> echo_session(Stream stream, coronet::timeout idle) {
   debug_line(stream, "connected");
-  if constexpr (std::is_same_v<Stream, coronet::tcp_stream>) {
+  if constexpr (!std::is_same_v<Stream, coronet::unix_stream>) {
     // Every echo goes out at once, the short tail of a long one too, rather than waiting for
-    // the peer's acknowledgement (Nagle): as both baselines do.
+    // the peer's acknowledgement (Nagle): as both baselines do. (A lean_stream may be a Unix
+    // one, which refuses the option: nothing to do there.)
     (void)stream.set_option(coronet::option::no_delay{true});
   }
 

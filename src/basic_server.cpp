@@ -17,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -217,9 +218,11 @@ std::optional<unix_stream> adopt_stream(const unix_listener&, const asio::any_io
 // A connection's two ends as its thread's table keeps them. For TCP, Asio's endpoints (28 bytes
 // each) rather than coronet::endpoint (140, with room for a Unix path): the table holds one
 // entry per connection. connections() turns them back.
+// Made from the server's stream type or from a lean_stream.
 template <class Stream>
 struct stored_ends {
-  explicit stored_ends(const Stream& s) : local(s.local_endpoint()), peer(s.remote_endpoint()) {}
+  template <class Any>
+  explicit stored_ends(const Any& s) : local(s.local_endpoint()), peer(s.remote_endpoint()) {}
   endpoint local;
   endpoint peer;
 };
@@ -279,9 +282,10 @@ struct basic_server<Listener>::state {
     std::unordered_map<std::uint64_t, record> open;
   };
 
-  state(runtime& on, handler_type h, const server_options& o)
+  state(runtime& on, handler_type h, task_handler_type t, const server_options& o)
       : owner(on),
         handler(std::move(h)),
+        task_handler(std::move(t)),
         options(o),
         limit(std::make_shared<detail::connection_limit>(o.max_connections)) {
     for (std::size_t k = 0; k < on.size(); ++k) {
@@ -290,7 +294,8 @@ struct basic_server<Listener>::state {
   }
 
   runtime& owner;
-  const handler_type handler;
+  const handler_type handler;            // empty when the server has a task handler
+  const task_handler_type task_handler;  // empty when it has an awaitable one
   const server_options options;
   endpoint local;
   std::shared_ptr<detail::connection_limit> limit;
@@ -310,8 +315,9 @@ struct basic_server<Listener>::state {
   }
 
   // Lists the connection in its thread's table, counting its bytes from now on.
+  template <class Stream>
   static void register_connection(state& self, std::size_t thread, std::uint64_t id,
-                                  stream_type& stream) {
+                                  Stream& stream) {
     auto& part = *self.threads[thread];
     auto counters = std::make_shared<byte_counters>();
     stream.count_bytes(counters);
@@ -383,15 +389,23 @@ struct basic_server<Listener>::state {
   };
 
   // Starts a connection's handler on its own thread's group; runs on that thread. A handler
-  // that throws before its coroutine starts is logged, and the connection closed.
-  static void start_session(const std::shared_ptr<state>& self, std::size_t thread,
-                            stream_type stream, detail::connection_limit::slot slot) {
+  // that throws before its coroutine starts is logged, and the connection closed. `Stream` is
+  // stream_type for an awaitable handler, lean_stream for a task handler.
+  template <class Stream>
+  static void start_session(const std::shared_ptr<state>& self, std::size_t thread, Stream stream,
+                            detail::connection_limit::slot slot) {
     const auto id = self->next_id.fetch_add(1, std::memory_order_relaxed);
     register_connection(*self, thread, id, stream);
     auto end = std::make_shared<const connection_end>(self, thread, id, std::move(slot));
-    std::optional<asio::awaitable<void>> work;
+    using work_type =
+        std::conditional_t<std::is_same_v<Stream, lean_stream>, task<void>, asio::awaitable<void>>;
+    std::optional<work_type> work;
     try {
-      work.emplace(self->handler(std::move(stream)));
+      if constexpr (std::is_same_v<Stream, lean_stream>) {
+        work.emplace(self->task_handler(std::move(stream)));
+      } else {
+        work.emplace(self->handler(std::move(stream)));
+      }
     } catch (...) {
       log_handler_failure(*self, thread, id, std::current_exception(), "the handler threw");
       if (auto* observer = detail::current_observer) observer->refused.add(1);
@@ -443,6 +457,20 @@ struct basic_server<Listener>::state {
   static void adopt_connection(const std::shared_ptr<state>& self, std::size_t home,
                                std::size_t thread, owned_fd fd,
                                detail::connection_limit::slot slot) {
+    if (self->task_handler) {
+      std::optional<lean_stream> stream;
+      try {
+        stream.emplace(self->owner.context(thread), fd.get());
+        fd.release();
+      } catch (const std::system_error& e) {
+        log().warn("accept on {}: cannot serve the connection: {}", self->local.to_string(),
+                   e.code().message());
+        if (auto* observer = detail::current_observer) observer->refused.add(1);
+        return;
+      }
+      start_session(self, thread, std::move(*stream), std::move(slot));
+      return;
+    }
     std::error_code ec;
     auto stream =
         adopt_stream(*self->threads[home]->listener, self->owner.executor(thread), fd, ec);
@@ -466,7 +494,9 @@ struct basic_server<Listener>::state {
     Listener& listener = *self->threads[home]->listener;
     const auto where = self->local.to_string();
     const bool hand_over = self->options.placement == placement::round_robin;
-    if (hand_over) make_non_blocking(listening_fd(listener));
+    // A lean_stream is made from a bare descriptor, on either placement.
+    const bool bare = hand_over || static_cast<bool>(self->task_handler);
+    if (bare) make_non_blocking(listening_fd(listener));
     // With a limit and several listeners, a listener waiting in accept() while holding a slot
     // would keep it from a busy one: each waits for a queued connection before taking a slot.
     const bool wait_first =
@@ -481,12 +511,16 @@ struct basic_server<Listener>::state {
       auto slot = co_await self->limit->acquire();
       if (!slot) co_return;
       std::error_code ec;
-      if (hand_over) {
+      if (bare) {
         // A bare descriptor, registered by the thread that serves it (hand_over_connection()).
         auto fd = co_await accept_descriptor(listener);
         if (fd) {
           count_accepted(*self, listener, backoff, where);
-          hand_over_connection(self, home, std::move(*fd), std::move(slot));
+          if (hand_over) {
+            hand_over_connection(self, home, std::move(*fd), std::move(slot));
+          } else {
+            adopt_connection(self, home, home, std::move(*fd), std::move(slot));
+          }
           continue;
         }
         ec = fd.error();
@@ -561,7 +595,19 @@ requires(!std::same_as<L, tls_listener>) basic_server<Listener> basic_server<Lis
       [options](const asio::any_io_executor& executor, const endpoint& where) {
         return bind_listener(std::type_identity<Listener>{}, executor, where, options);
       },
-      std::move(handler), options);
+      std::move(handler), nullptr, options);
+}
+
+template <class Listener>
+template <class L>
+requires(!std::same_as<L, tls_listener>) basic_server<Listener> basic_server<Listener>::bind(
+    runtime& on, const endpoint& local, task_handler_type handler, server_options options) {
+  return bind_with(
+      on, local,
+      [options](const asio::any_io_executor& executor, const endpoint& where) {
+        return bind_listener(std::type_identity<Listener>{}, executor, where, options);
+      },
+      nullptr, std::move(handler), options);
 }
 
 template <class Listener>
@@ -578,16 +624,19 @@ requires std::same_as<L, tls_listener> basic_server<Listener> basic_server<Liste
       [options, context](const asio::any_io_executor& executor, const endpoint& where) {
         return tls_listener::bind(executor, where, context, listen_options_for(options));
       },
-      std::move(handler), options);
+      std::move(handler), nullptr, options);
 }
 
 template <class Listener>
 basic_server<Listener> basic_server<Listener>::bind_with(runtime& on, const endpoint& local,
                                                          const listener_factory& make_listener,
                                                          handler_type handler,
+                                                         task_handler_type task_handler,
                                                          server_options options) {
-  if (!handler) throw std::invalid_argument("coronet server: the handler is empty");
-  auto s = std::make_shared<state>(on, std::move(handler), options);
+  if (!handler && !task_handler) {
+    throw std::invalid_argument("coronet server: the handler is empty");
+  }
+  auto s = std::make_shared<state>(on, std::move(handler), std::move(task_handler), options);
   s->threads[0]->listener.emplace(make_listener(on.executor(0), local));
   s->local = s->threads[0]->listener->local_endpoint();
   if (options.placement == placement::reuse_port) {
@@ -693,6 +742,10 @@ template basic_server<tcp_listener> basic_server<tcp_listener>::bind<tcp_listene
     runtime&, const endpoint&, basic_server<tcp_listener>::handler_type, server_options);
 template basic_server<unix_listener> basic_server<unix_listener>::bind<unix_listener>(
     runtime&, const endpoint&, basic_server<unix_listener>::handler_type, server_options);
+template basic_server<tcp_listener> basic_server<tcp_listener>::bind<tcp_listener>(
+    runtime&, const endpoint&, basic_server<tcp_listener>::task_handler_type, server_options);
+template basic_server<unix_listener> basic_server<unix_listener>::bind<unix_listener>(
+    runtime&, const endpoint&, basic_server<unix_listener>::task_handler_type, server_options);
 template basic_server<tls_listener> basic_server<tls_listener>::bind<tls_listener>(
     runtime&, const endpoint&, const tls_context&, basic_server<tls_listener>::handler_type,
     server_options);

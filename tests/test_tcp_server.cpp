@@ -339,7 +339,10 @@ TEST_CASE("tcp_server: bind errors are thrown") {
   auto first = tcp_server::bind(threads, test::any_v4(), plain_echo);
   CHECK_THROWS_WITH_AS(tcp_server::bind(threads, first.local_endpoint(), plain_echo),
                        doctest::Contains("Address already in use"), std::system_error);
-  CHECK_THROWS_AS(tcp_server::bind(threads, test::any_v4(), nullptr), std::invalid_argument);
+  CHECK_THROWS_AS(tcp_server::bind(threads, test::any_v4(), tcp_server::handler_type{}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(tcp_server::bind(threads, test::any_v4(), tcp_server::task_handler_type{}),
+                  std::invalid_argument);
 }
 
 TEST_CASE("tcp_server: a server destroyed without stop() stops accepting and closes its sessions") {
@@ -460,5 +463,104 @@ TEST_CASE("tcp_server: a connection handed to a thread that no longer runs is cl
     auto got = co_await stranded->recv(asio::buffer(reply), 5s);
     CHECK(got.bytes() == 0);
     CHECK((got.error() == coronet::errc::eof || got.error() == std::errc::connection_reset));
+  });
+}
+
+namespace {
+
+// A task handler: echoes until eof over the lean path, noting its thread.
+coronet::task<void> lean_echo(std::shared_ptr<probe> seen, coronet::lean_stream stream) {
+  {
+    std::lock_guard lock(seen->mutex);
+    seen->thread_of_peer[stream.remote_endpoint().port()] = test::thread_index(seen->threads);
+  }
+  std::array<char, 256> buffer{};
+  for (;;) {
+    auto got = co_await stream.recv(asio::buffer(buffer));
+    if (!got) break;
+    if (!co_await stream.send_all(asio::buffer(buffer.data(), got.bytes()))) break;
+  }
+}
+
+tcp_server::task_handler_type lean_noting_echo(const std::shared_ptr<probe>& seen) {
+  return [seen](coronet::lean_stream stream) { return lean_echo(seen, std::move(stream)); };
+}
+
+coronet::task<void> lean_echo_or_throw(coronet::lean_stream stream) {
+  std::array<char, 4> buffer{};
+  auto got = co_await stream.recv_exact(asio::buffer(buffer));
+  if (got && std::string_view(buffer.data(), 4) == "boom")
+    throw std::runtime_error("lean exploded");
+  if (got) (void)co_await stream.send_all(asio::buffer(buffer));
+}
+
+}  // namespace
+
+TEST_CASE("tcp_server: a task handler serves every connection with a lean_stream on its thread") {
+  for (const auto where : {coronet::placement::round_robin, coronet::placement::reuse_port}) {
+    CAPTURE(static_cast<int>(where));
+    coronet::runtime threads({.threads = 2, .unlocked_io = true});
+    auto seen = std::make_shared<probe>(threads);
+    auto server =
+        tcp_server::bind(threads, test::any_v4(), lean_noting_echo(seen), {.placement = where});
+    test::running run(threads);
+    test::run([&]() -> asio::awaitable<void> {
+      auto clients = co_await test::ping_clients(server.local_endpoint(), 8);
+      const auto records = co_await settled_records(server);
+      check_records(records, clients, *seen);
+      if (where == coronet::placement::round_robin) {
+        std::map<std::size_t, int> per_thread;
+        for (const auto& record : records) ++per_thread[record.thread];
+        CHECK(per_thread == std::map<std::size_t, int>{{0, 4}, {1, 4}});
+      }
+      clients.clear();
+      co_await wait_for_count(server, 0);
+      const auto totals = server.stats();
+      CHECK(totals.accepted == 8);
+      CHECK(totals.bytes_received == 32);
+      CHECK(totals.bytes_sent == 32);
+      CHECK(co_await server.stop(1s) == 0);
+    });
+  }
+}
+
+TEST_CASE("tcp_server: stop cancels the task sessions still waiting after the grace period") {
+  coronet::runtime threads(2);
+  auto seen = std::make_shared<probe>(threads);
+  auto server = tcp_server::bind(threads, test::any_v4(), lean_noting_echo(seen));
+  test::running run(threads);
+  test::run([&]() -> asio::awaitable<void> {
+    auto clients = co_await test::ping_clients(server.local_endpoint(), 3);  // then silent
+    CHECK(co_await server.stop(50ms) == 3);
+    CHECK(server.connection_count() == 0);
+    std::array<char, 1> byte{};
+    for (auto& client : clients) {
+      auto got = co_await client.recv(asio::buffer(byte), 5s);
+      CHECK(!got);  // closed by the server, not a timeout
+      CHECK(got.error() != std::errc::timed_out);
+    }
+  });
+}
+
+TEST_CASE("tcp_server: an exception from a task handler is logged with its connection") {
+  test::log_capture log;
+  coronet::runtime threads(2);
+  auto server = tcp_server::bind(threads, test::any_v4(), lean_echo_or_throw);
+  test::running run(threads);
+  test::run([&]() -> asio::awaitable<void> {
+    auto doomed = co_await tcp_stream::connect(server.local_endpoint());
+    REQUIRE(doomed);
+    REQUIRE(co_await doomed->send_all(asio::buffer("boom", 4)));
+    std::array<char, 4> reply{};
+    CHECK(!co_await doomed->recv_exact(asio::buffer(reply), 5s));  // its connection closed
+    const auto expected =
+        "connection 1 from " + doomed->local_endpoint().to_string() + ": lean exploded";
+    while (log.text().find(expected) == std::string::npos) co_await test::sleep_for(5ms);
+    auto fine = co_await tcp_stream::connect(server.local_endpoint());
+    REQUIRE(fine);
+    REQUIRE(co_await fine->send_all(asio::buffer("fine", 4)));
+    REQUIRE(co_await fine->recv_exact(asio::buffer(reply), 5s));
+    CHECK(std::string_view(reply.data(), 4) == "fine");
+    CHECK(co_await server.stop(5s) == 0);
   });
 }

@@ -5,6 +5,9 @@
 
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
+#include <asio/io_context.hpp>
+
+#include "coronet/task.hpp"
 
 namespace coronet {
 
@@ -15,5 +18,12 @@ namespace coronet {
 ///
 /// Thread safety: safe from any thread; the task runs on `executor`.
 void spawn(const asio::any_io_executor& executor, asio::awaitable<void> task, std::string name);
+
+/// Starts a coronet::task on `context`'s thread (posted: it starts once that thread gets to it)
+/// and returns at once; an exception escaping it is logged as above. If the context shuts down
+/// first, the task's frame is destroyed, started or not.
+///
+/// Thread safety: safe from any thread.
+void spawn(asio::io_context& context, coronet::task<void> task, std::string name);
 
 }  // namespace coronet

@@ -10,11 +10,13 @@
 #include <asio/any_io_executor.hpp>
 #include <asio/awaitable.hpp>
 
+#include "coronet/task.hpp"
 #include "coronet/timeout.hpp"
 
 namespace coronet {
 
-/// A set of running coroutines (a server's sessions) that stop together.
+/// A set of running coroutines (a server's sessions) that stop together: Asio awaitables and
+/// coronet tasks alike.
 ///
 /// spawn() starts a task and keeps track of it; an exception escaping a task is logged, never
 /// lost. stop(grace) is the graceful stop: having stopped accepting, the caller lets the live
@@ -55,6 +57,13 @@ class task_group {
   /// exception escaping `on_end` is logged.
   void spawn(asio::awaitable<void> task, std::function<void(std::exception_ptr)> on_end);
 
+  /// Starts a coronet::task at once, on the calling thread (the group's executor, which must
+  /// be an io_context's), until it first suspends; otherwise as the forms above. Cancelling it
+  /// ends the lean_stream operation it waits on with std::errc::operation_canceled. Throws
+  /// std::invalid_argument when the group's executor is not an io_context's.
+  void spawn(coronet::task<void> task, std::string name);
+  void spawn(coronet::task<void> task, std::function<void(std::exception_ptr)> on_end);
+
   /// How many tasks are still running.
   std::size_t size() const noexcept;
 
@@ -65,6 +74,7 @@ class task_group {
  private:
   struct state;
   struct task_end;
+  struct lean_task;
   std::shared_ptr<state> state_;
 };
 

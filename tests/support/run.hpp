@@ -53,6 +53,25 @@ inline void run(const std::function<asio::awaitable<void>()>& body,
   REQUIRE_MESSAGE(finished, "test coroutine did not finish within its deadline");
 }
 
+/// Runs `body()` as a coronet::task on a fresh io_context, as run() does an awaitable: it
+/// fails the test if the task has not ended within `deadline`, and rethrows what escaped it.
+inline void run_task(const std::function<task<void>(asio::io_context&)>& body,
+                     std::chrono::milliseconds deadline = 10s) {
+  asio::io_context context;
+  bool finished = false;
+  std::exception_ptr failure;
+  {
+    task_group group(context.get_executor());
+    group.spawn(body(context), [&](std::exception_ptr e) {
+      finished = true;
+      failure = std::move(e);
+    });
+    context.run_for(deadline);
+  }
+  if (failure) std::rethrow_exception(failure);
+  REQUIRE_MESSAGE(finished, "test task did not finish within its deadline");
+}
+
 /// 127.0.0.1 with port 0: the kernel picks a free port.
 inline endpoint any_v4() { return endpoint(asio::ip::address_v4::loopback(), 0); }
 

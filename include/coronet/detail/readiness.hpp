@@ -1,0 +1,130 @@
+#pragma once
+// readiness: one io_context's own epoll set, which resumes the tasks waiting on its lean
+// streams directly when their sockets become ready.
+
+#include <sys/epoll.h>
+
+#include <array>
+#include <coroutine>
+#include <cstdint>
+#include <system_error>
+#include <vector>
+
+#include <asio/execution_context.hpp>
+#include <asio/io_context.hpp>
+#include <asio/posix/stream_descriptor.hpp>
+
+#include "coronet/task.hpp"
+
+namespace coronet::detail {
+
+// What a descriptor in a readiness set is: told when it turns readable or writable. Either call
+// may resume a task that closes and destroys the target; the set checks the target's slot
+// again before the second.
+class ready_target {
+ public:
+  // `events` as epoll reported them (EPOLLRDHUP, EPOLLHUP and EPOLLERR are lasting states,
+  // which no later edge repeats).
+  virtual void on_readable(std::uint32_t events) noexcept = 0;
+  virtual void on_writable(std::uint32_t events) noexcept = 0;
+
+ protected:
+  ready_target() = default;
+  ready_target(const ready_target&) = default;
+  ready_target& operator=(const ready_target&) = default;
+  virtual ~ready_target() = default;
+};
+
+// A spawned task, as its io_context's readiness set keeps it: destroyed, frame and all, if the
+// context shuts down before the task ends.
+class spawned_task : public task_owner {
+ public:
+  spawned_task() = default;
+  virtual ~spawned_task() = default;
+  spawned_task(const spawned_task&) = delete;
+  spawned_task& operator=(const spawned_task&) = delete;
+
+  // The task never ended: its frame was destroyed with the context. Deletes its owner's state.
+  virtual void abandoned() noexcept = 0;
+
+  task_chain chain;
+  std::coroutine_handle<task_promise_base> frame;
+
+ private:
+  friend class readiness;
+  spawned_task* prev_ = nullptr;
+  spawned_task* next_ = nullptr;
+};
+
+// One io_context's epoll set (an Asio service: one per context, made on first use). Its
+// descriptor is the one thing it registers with Asio's reactor. When that turns readable, it
+// takes up to 256 ready events with one epoll_wait(2) and resumes each waiting task in place.
+//
+// Each descriptor is registered once, edge-triggered for both directions, when its stream is
+// made: no epoll_ctl(2) per wait. An event names its descriptor's slot with a generation, so
+// that an event for a stream closed earlier in the same batch is dropped.
+//
+// Thread safety: only on its context's thread (the context must be run by one thread), like the
+// streams and tasks it serves.
+class readiness : public asio::execution_context::service {
+ public:
+  using key_type = readiness;
+  static inline asio::execution_context::id id;
+
+  explicit readiness(asio::io_context& context);
+  ~readiness() override;
+
+  // The readiness set of `context`, made on first use.
+  static readiness& of(asio::io_context& context) { return asio::use_service<readiness>(context); }
+
+  asio::io_context& context() noexcept { return context_; }
+
+  // A slot's name: its index and its generation.
+  using token = std::uint64_t;
+
+  // Registers `fd` for `target`: both directions, edge-triggered. On failure returns 0 with
+  // `ec` set; tokens are never 0.
+  token add(int fd, ready_target& target, std::error_code& ec) noexcept;
+  // `target` has moved: events now go to its new address.
+  void move_target(token slot, ready_target& target) noexcept;
+  // Forgets the slot; any event for it not yet handled is dropped. The caller closes `fd`,
+  // which takes it out of the epoll set. The last slot's removal stops the wait on Asio's
+  // reactor, so that a context with nothing else to do returns from run().
+  void remove(token slot) noexcept;
+
+  // Resumes `waiter` from the context's queue (a cancelled or timed-out wait).
+  void resume_later(std::coroutine_handle<> waiter);
+
+  // Starts `task` (its frame, chain and owner in `spawned`) on the calling thread, which must be
+  // the context's, and keeps it until it ends.
+  void start(spawned_task& spawned) noexcept;
+  // A spawned task has ended (or been abandoned): forget it.
+  void forget(spawned_task& spawned) noexcept;
+
+ private:
+  struct slot {
+    ready_target* target = nullptr;
+    std::uint32_t generation = 1;
+  };
+
+  void shutdown() override;
+  void arm();
+  void drain() noexcept;
+  bool current(token t) const noexcept {
+    const slot& s = slots_[static_cast<std::uint32_t>(t)];
+    return s.target != nullptr && s.generation == static_cast<std::uint32_t>(t >> 32);
+  }
+
+  asio::io_context& context_;
+  int epoll_fd_ = -1;
+  asio::posix::stream_descriptor watcher_;  // epoll_fd_, for Asio's reactor
+  bool armed_ = false;
+  bool shut_down_ = false;
+  std::size_t active_ = 0;  // registered slots
+  std::vector<slot> slots_;
+  std::vector<std::uint32_t> free_slots_;
+  spawned_task* tasks_ = nullptr;  // live spawned tasks, newest first
+  std::array<epoll_event, 256> events_{};
+};
+
+}  // namespace coronet::detail
