@@ -19,8 +19,6 @@
 namespace coronet {
 namespace {
 
-constexpr std::uint8_t immediate_limit = 32;
-
 std::error_code system_error(int value) noexcept { return {value, std::system_category()}; }
 
 // One send(2) or recv(2) that never waits, again after EINTR: the bytes moved, or -1 with
@@ -121,6 +119,7 @@ void lean_stream::forget_registration() noexcept {
 }
 
 void lean_stream::close() noexcept {
+  if (alive_ != nullptr) *alive_ = false;  // on_ready() must not touch it again
   if (fd_ < 0) return;
   forget_registration();
   ::close(std::exchange(fd_, -1));
@@ -129,74 +128,60 @@ void lean_stream::close() noexcept {
   if (writer_ != nullptr) writer_->orphan();
 }
 
-void lean_stream::on_readable(std::uint32_t events) noexcept {
-  readable_ = true;
-  if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) read_ended_ = true;
-  if (reader_ != nullptr) reader_->ready();
+void lean_stream::on_ready(std::uint32_t events) noexcept {
+  if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
+    readable_ = true;
+    if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) read_ended_ = true;
+  }
+  if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) {
+    writable_ = true;
+    if ((events & (EPOLLHUP | EPOLLERR)) != 0) write_ended_ = true;
+  }
+  if (reader_ != nullptr && readable_) {
+    if (writer_ == nullptr || !writable_) {
+      reader_->ready();  // this stream may be gone now
+      return;
+    }
+    // Both sides wait and both may go on: the reader's task may destroy the stream.
+    bool alive = true;
+    alive_ = &alive;
+    reader_->ready();
+    if (!alive) return;
+    alive_ = nullptr;
+  }
+  if (writer_ != nullptr && writable_) writer_->ready();
 }
 
-void lean_stream::on_writable(std::uint32_t events) noexcept {
-  writable_ = true;
-  if ((events & (EPOLLHUP | EPOLLERR)) != 0) write_ended_ = true;
-  if (writer_ != nullptr) writer_->ready();
-}
-
-lean_stream::operation lean_stream::make(op_kind kind, asio::mutable_buffer buffer,
-                                         call_timeout limit, source_location where) noexcept {
-  return operation(*this, kind, buffer, limit.value_or(timeout_), where);
-}
-
-lean_stream::operation lean_stream::recv(asio::mutable_buffer buffer, call_timeout limit,
-                                         source_location where) noexcept {
-  return make(op_kind::recv_some, buffer, limit, where);
-}
-
-lean_stream::operation lean_stream::recv_exact(asio::mutable_buffer buffer, call_timeout limit,
-                                               source_location where) noexcept {
-  return make(op_kind::recv_all, buffer, limit, where);
-}
-
-lean_stream::operation lean_stream::send(asio::const_buffer data, call_timeout limit,
-                                         source_location where) noexcept {
-  // The buffer is only read: a send never writes through it.
-  return make(op_kind::send_some, {const_cast<void*>(data.data()), data.size()}, limit, where);
-}
-
-lean_stream::operation lean_stream::send_all(asio::const_buffer data, call_timeout limit,
-                                             source_location where) noexcept {
-  return make(op_kind::send_all, {const_cast<void*>(data.data()), data.size()}, limit, where);
+void lean_stream::count_observed(bool received, std::size_t bytes, int error) noexcept {
+  const std::error_code ec = error == 0 ? std::error_code() : operation::error_code(error);
+  if (received) {
+    detail::observe_received(ec, bytes);
+  } else {
+    detail::observe_sent(ec, bytes);
+  }
 }
 
 io_result lean_stream::try_recv(asio::mutable_buffer buffer) noexcept {
   int error = 0;
   const ssize_t n =
       now([&] { return ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT); }, error);
-  std::error_code ec;
-  if (n < 0) {
-    ec = fd_ < 0 ? system_error(EBADF) : system_error(error);
-    if (error == EAGAIN) drained();
-  } else if (n == 0 && buffer.size() > 0) {
-    ec = make_error_code(errc::eof);
-  }
+  if (n < 0 && error == EAGAIN) drained();
+  if (n == 0 && buffer.size() > 0) error = operation::eof;
   const std::size_t bytes = n > 0 ? static_cast<std::size_t>(n) : 0;
-  if (counters_) counters_->add_received(bytes);
-  detail::observe_received(ec, bytes);
-  return {bytes, ec};
+  count(true, bytes, error);
+  if (error == 0) return io_result(bytes);
+  return io_result(bytes, operation::error_code(error));
 }
 
 io_result lean_stream::try_send(asio::const_buffer data) noexcept {
   int error = 0;
   const ssize_t n = now(
       [&] { return ::send(fd_, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL); }, error);
-  std::error_code ec;
-  if (n < 0) {
-    ec = system_error(error);
-    if (error == EAGAIN) filled();
-  }
+  if (n < 0 && error == EAGAIN) filled();
   const std::size_t bytes = n > 0 ? static_cast<std::size_t>(n) : 0;
-  if (counters_) counters_->add_sent(bytes);
-  detail::observe_sent(ec, bytes);
-  return {bytes, ec};
+  count(false, bytes, error);
+  if (error == 0) return io_result(bytes);
+  return io_result(bytes, operation::error_code(error));
 }
 
 result<void> lean_stream::shutdown(shutdown_type what) noexcept {
@@ -238,7 +223,8 @@ task<result<lean_stream>> lean_stream::connect(asio::io_context& context, endpoi
   }
   if (started != 0) {
     stream.writable_ = false;  // until the connection is made
-    auto made = co_await stream.make(op_kind::connect, {}, limit, source_location::current());
+    auto made = co_await operation(stream, op_kind::connect, asio::mutable_buffer(), limit,
+                                   source_location::current());
     if (!made) co_return made.error();
   }
   co_return std::move(stream);
@@ -246,113 +232,86 @@ task<result<lean_stream>> lean_stream::connect(asio::io_context& context, endpoi
 
 // ---- lean_stream::operation
 
-lean_stream::operation::~operation() {
-  // A task destroyed while it waits (its context shut down): the stream must not resume it.
-  if (pending_) finish();
+std::error_code lean_stream::operation::error_code(int error) noexcept {
+  if (error == eof) return make_error_code(errc::eof);
+  return system_error(error);
 }
 
-bool lean_stream::operation::suspend(std::coroutine_handle<> waiter,
-                                     detail::task_chain* chain) noexcept {
-  chain_ = chain;
-  if (chain_ != nullptr && chain_->cancelled) {
-    error_ = system_error(ECANCELED);
-    return false;
-  }
-  if (step()) {
-    // Over without waiting: go on at once, but not for ever.
-    if (++stream_->in_a_row_ < immediate_limit) return false;
-    stream_->in_a_row_ = 0;
-    stream_->readiness_->resume_later(waiter);
-    return true;
-  }
-  stream_->in_a_row_ = 0;
-  waiter_ = waiter;
-  pending_ = true;
-  (is_receive() ? stream_->reader_ : stream_->writer_) = this;
-  if (chain_ != nullptr) chain_->waiting = this;
-  if (!limit_.is_none()) {
-    deadline_ = std::make_shared<deadline>(stream_->context());
-    deadline_->op = this;
-    deadline_->timer.expires_after(limit_.value());
-    deadline_->timer.async_wait([d = deadline_](std::error_code) {
-      if (d->op != nullptr) d->op->expire();
-    });
-  }
+void lean_stream::operation::start_deadline() noexcept {
+  deadline_ = std::make_shared<deadline>(stream_->context());
+  deadline_->op = this;
+  deadline_->timer.expires_after(limit_.value());
+  deadline_->timer.async_wait([d = deadline_](std::error_code) {
+    if (d->op != nullptr) d->op->expire();
+  });
+}
+
+void lean_stream::operation::stop_deadline() noexcept {
+  deadline_->op = nullptr;
+  deadline_->timer.cancel();
+  deadline_.reset();
+}
+
+void lean_stream::operation::observe_wait() noexcept {
   const auto kind = is_receive()                ? detail::wait_kind::recv
                     : kind_ == op_kind::connect ? detail::wait_kind::connect
                                                 : detail::wait_kind::send;
   wait_ = stream_->waits_.begin(is_receive() ? detail::wait_side::receive : detail::wait_side::send,
                                 kind, stream_->fd_, where_);
-  return true;
 }
 
-bool lean_stream::operation::step() noexcept {
+bool lean_stream::operation::receive_step() noexcept {
   lean_stream& s = *stream_;
-  if (s.fd_ < 0) {
-    error_ = system_error(ECANCELED);
-    return true;
-  }
-  switch (kind_) {
-    case op_kind::recv_some:
-    case op_kind::recv_all: {
-      if (buffer_.size() == done_) return true;
-      while (s.readable_) {
-        int error = 0;
-        const std::size_t want = buffer_.size() - done_;
-        const ssize_t n =
-            now([&] { return ::recv(s.fd_, static_cast<char*>(buffer_.data()) + done_, want, 0); },
-                error);
-        if (n > 0) {
-          done_ += static_cast<std::size_t>(n);
-          // A short read emptied the socket: epoll's next edge says when more arrives.
-          if (static_cast<std::size_t>(n) < want) s.drained();
-          if (kind_ == op_kind::recv_some || done_ == buffer_.size()) return true;
-        } else if (n == 0) {
-          error_ = make_error_code(errc::eof);
-          return true;
-        } else if (error == EAGAIN) {
-          s.drained();
-        } else {
-          error_ = system_error(error);
-          return true;
-        }
-      }
-      return false;
-    }
-    case op_kind::send_some:
-    case op_kind::send_all: {
-      if (buffer_.size() == done_) return true;
-      while (s.writable_) {
-        int error = 0;
-        const std::size_t want = buffer_.size() - done_;
-        const ssize_t n = now(
-            [&] {
-              return ::send(s.fd_, static_cast<const char*>(buffer_.data()) + done_, want,
-                            MSG_NOSIGNAL);
-            },
-            error);
-        if (n >= 0) {
-          done_ += static_cast<std::size_t>(n);
-          if (static_cast<std::size_t>(n) < want) s.filled();
-          if (kind_ == op_kind::send_some || done_ == buffer_.size()) return true;
-        } else if (error == EAGAIN) {
-          s.filled();
-        } else {
-          error_ = system_error(error);
-          return true;
-        }
-      }
-      return false;
-    }
-    case op_kind::connect: {
-      if (!s.writable_) return false;
-      int error = 0;
-      socklen_t size = sizeof(error);
-      if (::getsockopt(s.fd_, SOL_SOCKET, SO_ERROR, &error, &size) != 0) error = errno;
-      if (error != 0) error_ = system_error(error);
+  char* const data = static_cast<char*>(buffer_.data());
+  const std::size_t size = buffer_.size();
+  if (size == done_) return true;
+  while (s.readable_) {  // true at first: step() looked
+    const std::size_t want = size - done_;
+    const ssize_t n = now([&] { return ::recv(s.fd_, data + done_, want, 0); }, error_);
+    if (n > 0) {
+      done_ += static_cast<std::size_t>(n);
+      // A short read emptied the socket: epoll's next edge says when more arrives.
+      if (static_cast<std::size_t>(n) < want) s.drained();
+      if (kind_ == op_kind::recv_some || done_ == size) return true;
+    } else if (n == 0) {
+      error_ = eof;
+      return true;
+    } else if (error_ == EAGAIN) {
+      error_ = 0;
+      s.drained();
+    } else {
       return true;
     }
   }
+  return false;
+}
+
+bool lean_stream::operation::send_step() noexcept {
+  lean_stream& s = *stream_;
+  const char* const data = static_cast<const char*>(buffer_.data());
+  const std::size_t size = buffer_.size();
+  if (size == done_) return true;
+  while (s.writable_) {
+    const std::size_t want = size - done_;
+    const ssize_t n = now([&] { return ::send(s.fd_, data + done_, want, MSG_NOSIGNAL); }, error_);
+    if (n >= 0) {
+      done_ += static_cast<std::size_t>(n);
+      if (static_cast<std::size_t>(n) < want) s.filled();
+      if (kind_ == op_kind::send_some || done_ == size) return true;
+    } else if (error_ == EAGAIN) {
+      error_ = 0;
+      s.filled();
+    } else {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool lean_stream::operation::connect_step() noexcept {
+  if (!stream_->writable_) return false;
+  socklen_t length = sizeof(error_);
+  if (::getsockopt(stream_->fd_, SOL_SOCKET, SO_ERROR, &error_, &length) != 0) error_ = errno;
   return true;
 }
 
@@ -364,7 +323,7 @@ void lean_stream::operation::ready() noexcept {
 
 void lean_stream::operation::cancel() noexcept {
   if (!pending_) return;
-  error_ = system_error(ECANCELED);
+  error_ = ECANCELED;
   auto* readiness = stream_->readiness_;
   finish();
   readiness->resume_later(waiter_);
@@ -372,7 +331,7 @@ void lean_stream::operation::cancel() noexcept {
 
 void lean_stream::operation::orphan() noexcept {
   if (!pending_) return;
-  error_ = system_error(ECANCELED);
+  error_ = ECANCELED;
   auto* readiness = stream_->readiness_;
   finish();
   stream_ = nullptr;
@@ -381,35 +340,9 @@ void lean_stream::operation::orphan() noexcept {
 
 void lean_stream::operation::expire() noexcept {
   if (!pending_) return;
-  error_ = system_error(ETIMEDOUT);
+  error_ = ETIMEDOUT;
   finish();
   waiter_.resume();
-}
-
-void lean_stream::operation::finish() noexcept {
-  pending_ = false;
-  auto& mine = is_receive() ? stream_->reader_ : stream_->writer_;
-  if (mine == this) mine = nullptr;
-  if (chain_ != nullptr && chain_->waiting == this) chain_->waiting = nullptr;
-  if (deadline_) {
-    deadline_->op = nullptr;
-    deadline_->timer.cancel();
-    deadline_.reset();
-  }
-  wait_.reset();
-}
-
-io_result lean_stream::operation::await_resume() noexcept {
-  if (kind_ == op_kind::connect) return {0, error_};
-  if (stream_ == nullptr) return {done_, error_};
-  if (is_receive()) {
-    if (stream_->counters_) stream_->counters_->add_received(done_);
-    detail::observe_received(error_, done_);
-  } else {
-    if (stream_->counters_) stream_->counters_->add_sent(done_);
-    detail::observe_sent(error_, done_);
-  }
-  return {done_, error_};
 }
 
 }  // namespace coronet

@@ -2,6 +2,7 @@
 // lean_stream: a connected TCP or Unix-domain stream whose operations are awaited from a
 // coronet::task and wait in the thread's own epoll set, not in Asio's reactor.
 
+#include <cerrno>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -162,15 +163,25 @@ class lean_stream : private detail::ready_target {
 
   lean_stream() noexcept = default;
   void register_with(asio::io_context& context);
-  void on_readable(std::uint32_t events) noexcept override;
-  void on_writable(std::uint32_t events) noexcept override;
+  void on_ready(std::uint32_t events) noexcept override;
   // After a receive or send that found the socket drained or full: not ready until the next
   // edge, unless the peer's close or an error was seen, which stays (and no edge repeats).
   void drained() noexcept { readable_ = read_ended_; }
   void filled() noexcept { writable_ = write_ended_; }
   void forget_registration() noexcept;
-  operation make(op_kind kind, asio::mutable_buffer buffer, call_timeout limit,
-                 source_location where) noexcept;
+  // Adds an operation's outcome to the stream's and the thread's counts: inline, and no more
+  // than two tests when the stream has no counters and the thread does not observe.
+  void count(bool received, std::size_t bytes, int error) noexcept {
+    if (counters_) {
+      if (received) {
+        counters_->add_received(bytes);
+      } else {
+        counters_->add_sent(bytes);
+      }
+    }
+    if (detail::current_observer != nullptr) count_observed(received, bytes, error);
+  }
+  void count_observed(bool received, std::size_t bytes, int error) noexcept;
 
   detail::readiness* readiness_ = nullptr;
   detail::readiness::token token_ = 0;
@@ -187,6 +198,7 @@ class lean_stream : private detail::ready_target {
   bool read_ended_ = false;    // EPOLLRDHUP, EPOLLHUP or EPOLLERR seen: receives never wait
   bool write_ended_ = false;   // EPOLLHUP or EPOLLERR seen: sends never wait
   std::uint8_t in_a_row_ = 0;  // operations completed without waiting, for fairness
+  bool* alive_ = nullptr;      // while on_ready() resumes a task: set false if destroyed
 };
 
 /// One operation of a lean_stream, awaited once: `co_await stream.recv(buf)`. Not to be
@@ -195,26 +207,84 @@ class lean_stream::operation final : public detail::cancellable_wait {
  public:
   operation(const operation&) = delete;
   operation& operator=(const operation&) = delete;
-  ~operation();
+  ~operation() {
+    // A task destroyed while it waits (its context shut down): the stream must not resume it.
+    if (pending_) finish();
+  }
 
   bool await_ready() const noexcept { return false; }
 
   template <detail::task_promise_type Promise>
   bool await_suspend(std::coroutine_handle<Promise> waiter) noexcept {
-    return suspend(waiter, waiter.promise().chain());
+    chain_ = waiter.promise().chain();
+    if (step()) return completed_at_once(waiter);
+    wait(waiter);
+    return true;
   }
 
-  io_result await_resume() noexcept;
+  io_result await_resume() noexcept {
+    if (stream_ != nullptr && kind_ != op_kind::connect)
+      stream_->count(is_receive(), done_, error_);
+    if (error_ == 0) return io_result(done_);
+    return io_result(done_, error_code(error_));
+  }
 
  private:
   friend class lean_stream;
-  operation(lean_stream& stream, op_kind kind, asio::mutable_buffer buffer, timeout limit,
-            source_location where) noexcept
-      : stream_(&stream), buffer_(buffer), limit_(limit), where_(where), kind_(kind) {}
+  // errno values, and this for coronet::errc::eof.
+  static constexpr int eof = -1;
+  // Operations in a row that may complete without waiting before one goes through the queue.
+  static constexpr std::uint8_t immediate_limit = 32;
 
-  bool suspend(std::coroutine_handle<> waiter, detail::task_chain* chain) noexcept;
-  // The system calls: true once the operation is over (done, or failed).
-  bool step() noexcept;
+  operation(lean_stream& stream, op_kind kind, asio::mutable_buffer buffer, call_timeout limit,
+            source_location where) noexcept
+      : stream_(&stream),
+        buffer_(buffer),
+        limit_(limit.value_or(stream.timeout_)),
+        where_(where),
+        kind_(kind) {}
+  // The buffer is only read: a send never writes through it.
+  operation(lean_stream& stream, op_kind kind, asio::const_buffer data, call_timeout limit,
+            source_location where) noexcept
+      : operation(stream, kind, asio::mutable_buffer(const_cast<void*>(data.data()), data.size()),
+                  limit, where) {}
+
+  static std::error_code error_code(int error) noexcept;
+  // Over without waiting: the task goes on at once, but not for ever (see Fairness).
+  bool completed_at_once(std::coroutine_handle<> waiter) noexcept {
+    if (++stream_->in_a_row_ < immediate_limit) return false;
+    stream_->in_a_row_ = 0;
+    stream_->readiness_->resume_later(waiter);
+    return true;
+  }
+  // Registers the waiting task with the stream, its chain, a timer and the observer.
+  void wait(std::coroutine_handle<> waiter) noexcept {
+    waiter_ = waiter;
+    pending_ = true;
+    stream_->in_a_row_ = 0;
+    (is_receive() ? stream_->reader_ : stream_->writer_) = this;
+    if (chain_ != nullptr) chain_->waiting = this;
+    if (!limit_.is_none()) start_deadline();
+    if (detail::current_observer != nullptr) observe_wait();
+  }
+  void start_deadline() noexcept;
+  void observe_wait() noexcept;
+  // The system calls: true once the operation is over (done, failed or cancelled).
+  bool step() noexcept {
+    if (stream_->fd_ < 0 || (chain_ != nullptr && chain_->cancelled)) [[unlikely]] {
+      error_ = ECANCELED;
+      return true;
+    }
+    // Without a system call while the socket is known not to be ready (an empty buffer is
+    // done at once all the same).
+    const bool nothing_left = buffer_.size() == done_;
+    if (is_receive()) return (stream_->readable_ || nothing_left) && receive_step();
+    if (kind_ == op_kind::connect) return connect_step();
+    return (stream_->writable_ || nothing_left) && send_step();
+  }
+  bool receive_step() noexcept;
+  bool send_step() noexcept;
+  bool connect_step() noexcept;
   bool is_receive() const noexcept {
     return kind_ == op_kind::recv_some || kind_ == op_kind::recv_all;
   }
@@ -226,20 +296,48 @@ class lean_stream::operation final : public detail::cancellable_wait {
   void orphan() noexcept;
   void expire() noexcept;
   // Over: no longer the stream's, the chain's, the timer's or the observer's.
-  void finish() noexcept;
+  void finish() noexcept {
+    pending_ = false;
+    (is_receive() ? stream_->reader_ : stream_->writer_) = nullptr;  // it was this
+    if (chain_ != nullptr && chain_->waiting == this) chain_->waiting = nullptr;
+    if (deadline_) stop_deadline();
+    wait_.reset();
+  }
+  void stop_deadline() noexcept;
 
   lean_stream* stream_;  // null once orphaned
   asio::mutable_buffer buffer_;
   std::size_t done_ = 0;
-  std::error_code error_;
   timeout limit_;
   source_location where_;
   std::coroutine_handle<> waiter_;
   detail::task_chain* chain_ = nullptr;
   std::shared_ptr<deadline> deadline_;
   detail::wait_ref wait_;
+  int error_ = 0;
   op_kind kind_;
   bool pending_ = false;  // registered with the stream, the task suspended
 };
+
+inline lean_stream::operation lean_stream::recv(asio::mutable_buffer buffer, call_timeout limit,
+                                                source_location where) noexcept {
+  return {*this, op_kind::recv_some, buffer, limit, where};
+}
+
+inline lean_stream::operation lean_stream::recv_exact(asio::mutable_buffer buffer,
+                                                      call_timeout limit,
+                                                      source_location where) noexcept {
+  return {*this, op_kind::recv_all, buffer, limit, where};
+}
+
+inline lean_stream::operation lean_stream::send(asio::const_buffer data, call_timeout limit,
+                                                source_location where) noexcept {
+  return {*this, op_kind::send_some, data, limit, where};
+}
+
+inline lean_stream::operation lean_stream::send_all(asio::const_buffer data, call_timeout limit,
+                                                    source_location where) noexcept {
+  return {*this, op_kind::send_all, data, limit, where};
+}
 
 }  // namespace coronet

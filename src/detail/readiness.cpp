@@ -17,9 +17,6 @@ constexpr std::uint32_t index_of(readiness::token t) noexcept {
   return static_cast<std::uint32_t>(t);
 }
 
-constexpr std::uint32_t readable_events = EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR;
-constexpr std::uint32_t writable_events = EPOLLOUT | EPOLLHUP | EPOLLERR;
-
 int make_epoll() {
   const int fd = ::epoll_create1(EPOLL_CLOEXEC);
   if (fd < 0) {
@@ -148,13 +145,10 @@ void readiness::drain() noexcept {
   for (int k = 0; k < n; ++k) {
     const epoll_event& event = events_[static_cast<std::size_t>(k)];
     const token t = event.data.u64;
-    // current(): not a stream closed by a task resumed earlier in this batch (nor by the
-    // reader just resumed).
-    if ((event.events & readable_events) != 0 && current(t)) {
-      slots_[index_of(t)].target->on_readable(event.events);
-    }
-    if ((event.events & writable_events) != 0 && current(t)) {
-      slots_[index_of(t)].target->on_writable(event.events);
+    const slot& s = slots_[index_of(t)];
+    // Not a stream closed by a task resumed earlier in this batch.
+    if (s.target != nullptr && s.generation == static_cast<std::uint32_t>(t >> 32)) {
+      s.target->on_ready(event.events);
     }
   }
   if (active_ == 0) return;

@@ -18,15 +18,12 @@
 
 namespace coronet::detail {
 
-// What a descriptor in a readiness set is: told when it turns readable or writable. Either call
-// may resume a task that closes and destroys the target; the set checks the target's slot
-// again before the second.
+// What a descriptor in a readiness set is: told the events epoll reports for it (EPOLLRDHUP,
+// EPOLLHUP and EPOLLERR are lasting states, which no later edge repeats). The call may resume
+// tasks that close and destroy the target.
 class ready_target {
  public:
-  // `events` as epoll reported them (EPOLLRDHUP, EPOLLHUP and EPOLLERR are lasting states,
-  // which no later edge repeats).
-  virtual void on_readable(std::uint32_t events) noexcept = 0;
-  virtual void on_writable(std::uint32_t events) noexcept = 0;
+  virtual void on_ready(std::uint32_t events) noexcept = 0;
 
  protected:
   ready_target() = default;
@@ -110,10 +107,6 @@ class readiness : public asio::execution_context::service {
   void shutdown() override;
   void arm();
   void drain() noexcept;
-  bool current(token t) const noexcept {
-    const slot& s = slots_[static_cast<std::uint32_t>(t)];
-    return s.target != nullptr && s.generation == static_cast<std::uint32_t>(t >> 32);
-  }
 
   asio::io_context& context_;
   int epoll_fd_ = -1;
