@@ -107,6 +107,20 @@ template <class Stream>
 using session_for = std::conditional_t<std::is_same_v<Stream, coronet::lean_stream>,
                                        coronet::task<void>, asio::awaitable<void>>;
 
+// The coroutine type of a session over `Stream` that returns a T.
+template <class Stream, class T>
+using session_result = std::conditional_t<std::is_same_v<Stream, coronet::lean_stream>,
+                                          coronet::task<T>, asio::awaitable<T>>;
+
+// Sends what the peer did not take at once. A coroutine of its own, so that its operation
+// (about 100 bytes) is in a frame only while such a send waits, not in the session's frame,
+// which every idle connection holds.
+template <class Stream>
+session_result<Stream, std::error_code> send_rest(Stream& stream, asio::const_buffer rest) {
+  auto sent = co_await stream.send_all(rest);
+  co_return sent.error();
+}
+
 // One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
 // peer silent for `idle` is closed. The same body for both kinds of stream and session.
 //
@@ -137,10 +151,7 @@ inline session_for<Stream> echo_session(Stream stream, coronet::timeout idle) {
       break;
     }
     auto left = echo_now(stream, into, got.bytes(), own);
-    if (!left.error && left.unsent.size() > 0) {
-      auto rest_sent = co_await stream.send_all(left.unsent);
-      left.error = rest_sent.error();
-    }
+    if (!left.error && left.unsent.size() > 0) left.error = co_await send_rest(stream, left.unsent);
     if (left.error) {
       debug_line(stream, "send failed: ", left.error);
       break;

@@ -30,6 +30,7 @@
 #include "coronet/detail/connection_limit.hpp"
 #include "coronet/detail/io.hpp"
 #include "coronet/detail/observer.hpp"
+#include "coronet/detail/readiness.hpp"
 #include "coronet/log.hpp"
 #include "coronet/spawn.hpp"
 #include "coronet/task_group.hpp"
@@ -252,7 +253,7 @@ struct basic_server<Listener>::state {
   // A live connection, by id in its thread's table: what connections() reports, with the byte
   // counts read when it is asked.
   struct record {
-    std::shared_ptr<byte_counters> counters;
+    const byte_counters* counters;  // its connection_end's, which outlives the record
     std::chrono::system_clock::time_point started;
     stored_ends<stream_type> ends;
     int fd;
@@ -314,14 +315,16 @@ struct basic_server<Listener>::state {
     return turn.fetch_add(1, std::memory_order_relaxed) % owner.size();
   }
 
-  // Lists the connection in its thread's table, counting its bytes from now on.
+  class connection_end;
+
+  // Lists the connection in its thread's table, counting its bytes from now on into `end`'s
+  // counters (the stream's reference to them keeps `end`, not the entry, alive).
   template <class Stream>
-  static void register_connection(state& self, std::size_t thread, std::uint64_t id,
-                                  Stream& stream) {
+  static void register_connection(state& self, std::size_t thread, std::uint64_t id, Stream& stream,
+                                  const std::shared_ptr<connection_end>& end) {
     auto& part = *self.threads[thread];
-    auto counters = std::make_shared<byte_counters>();
-    stream.count_bytes(counters);
-    record entry{.counters = std::move(counters),
+    stream.count_bytes(std::shared_ptr<byte_counters>(end, &end->counters));
+    record entry{.counters = &end->counters,
                  .started = std::chrono::system_clock::now(),
                  .ends = stored_ends<stream_type>(stream),
                  .fd = static_cast<int>(stream.native_handle())};
@@ -347,45 +350,57 @@ struct basic_server<Listener>::state {
 
   // What a connection holds until its handler's coroutine ends, however it ends (its frame
   // destroyed before it finished included): its entry in its thread's table, which then goes
-  // (its bytes to the totals), its slot under max_connections, and the server's state.
-  // Shared by the end handler the session group keeps: no coroutine frame of its own, which
-  // an idle connection would hold all its life.
+  // (its bytes to the totals), its slot under max_connections, and the server's state; and
+  // the connection's byte counters, in the same allocation. Shared by the end handler the
+  // session group keeps: no coroutine frame of its own, which an idle connection would hold
+  // all its life.
   class connection_end {
    public:
     connection_end(std::shared_ptr<state> s, std::size_t thread, std::uint64_t id,
                    detail::connection_limit::slot slot) noexcept
         : self_(std::move(s)),
-          thread_(thread),
           id_(id),
           slot_(std::move(slot)),
-          observer_(detail::current_observer) {
+          observer_(detail::current_observer),
+          thread_(static_cast<std::uint32_t>(thread)) {
       if (observer_ != nullptr) observer_->sessions_started.add(1);
     }
     connection_end(const connection_end&) = delete;
     connection_end& operator=(const connection_end&) = delete;
-    ~connection_end() {
-      auto& part = *self_->threads[thread_];
-      std::lock_guard lock(part.mutex);
-      const auto found = part.open.find(id_);
-      self_->ended_received.fetch_add(found->second.counters->received(),
-                                      std::memory_order_relaxed);
-      self_->ended_sent.fetch_add(found->second.counters->sent(), std::memory_order_relaxed);
-      part.open.erase(found);
+    // The frame was destroyed before the coroutine finished, or the handler threw first.
+    ~connection_end() { finish(); }
+
+    // The handler's coroutine has ended: what escaped it is logged, while the entry still
+    // names the peer; then the connection is over, whoever still holds its counters.
+    void ended(std::exception_ptr error) {
+      if (error) log_handler_failure(*self_, thread_, id_, std::move(error));
+      finish();
+    }
+
+    byte_counters counters;
+
+   private:
+    void finish() noexcept {
+      if (finished_) return;
+      finished_ = true;
+      {
+        auto& part = *self_->threads[thread_];
+        std::lock_guard lock(part.mutex);
+        const auto found = part.open.find(id_);
+        self_->ended_received.fetch_add(counters.received(), std::memory_order_relaxed);
+        self_->ended_sent.fetch_add(counters.sent(), std::memory_order_relaxed);
+        part.open.erase(found);
+      }
+      slot_ = detail::connection_limit::slot();
       if (observer_ != nullptr) observer_->sessions_ended.add(1);
     }
 
-    // The handler's coroutine has ended: what escaped it is logged, while the entry still
-    // names the peer.
-    void ended(std::exception_ptr error) const {
-      if (error) log_handler_failure(*self_, thread_, id_, std::move(error));
-    }
-
-   private:
     std::shared_ptr<state> self_;
-    std::size_t thread_;
     std::uint64_t id_;
     detail::connection_limit::slot slot_;
     detail::thread_observer* observer_;  // the connection's thread's, when it observes
+    std::uint32_t thread_;               // beside finished_: one allocation size class less
+    bool finished_ = false;
   };
 
   // Starts a connection's handler on its own thread's group; runs on that thread. A handler
@@ -395,8 +410,8 @@ struct basic_server<Listener>::state {
   static void start_session(const std::shared_ptr<state>& self, std::size_t thread, Stream stream,
                             detail::connection_limit::slot slot) {
     const auto id = self->next_id.fetch_add(1, std::memory_order_relaxed);
-    register_connection(*self, thread, id, stream);
-    auto end = std::make_shared<const connection_end>(self, thread, id, std::move(slot));
+    auto end = std::make_shared<connection_end>(self, thread, id, std::move(slot));
+    register_connection(*self, thread, id, stream, end);
     using work_type =
         std::conditional_t<std::is_same_v<Stream, lean_stream>, task<void>, asio::awaitable<void>>;
     std::optional<work_type> work;
@@ -637,6 +652,11 @@ basic_server<Listener> basic_server<Listener>::bind_with(runtime& on, const endp
     throw std::invalid_argument("coronet server: the handler is empty");
   }
   auto s = std::make_shared<state>(on, std::move(handler), std::move(task_handler), options);
+  if (s->task_handler) {
+    // Every thread's readiness set (an epoll descriptor) now, not at its first connection,
+    // when the process may be out of descriptors.
+    for (std::size_t k = 0; k < on.size(); ++k) (void)detail::readiness::of(on.context(k));
+  }
   s->threads[0]->listener.emplace(make_listener(on.executor(0), local));
   s->local = s->threads[0]->listener->local_endpoint();
   if (options.placement == placement::reuse_port) {

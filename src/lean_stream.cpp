@@ -119,7 +119,6 @@ void lean_stream::forget_registration() noexcept {
 }
 
 void lean_stream::close() noexcept {
-  if (alive_ != nullptr) *alive_ = false;  // on_ready() must not touch it again
   if (fd_ < 0) return;
   forget_registration();
   ::close(std::exchange(fd_, -1));
@@ -142,12 +141,12 @@ void lean_stream::on_ready(std::uint32_t events) noexcept {
       reader_->ready();  // this stream may be gone now
       return;
     }
-    // Both sides wait and both may go on: the reader's task may destroy the stream.
-    bool alive = true;
-    alive_ = &alive;
+    // Both sides wait and both may go on: the reader's task may close or destroy the stream,
+    // which its slot then says.
+    detail::readiness* const readiness = readiness_;
+    const detail::readiness::token slot = token_;
     reader_->ready();
-    if (!alive) return;
-    alive_ = nullptr;
+    if (!readiness->is_current(slot)) return;
   }
   if (writer_ != nullptr && writable_) writer_->ready();
 }
@@ -238,10 +237,13 @@ std::error_code lean_stream::operation::error_code(int error) noexcept {
 }
 
 void lean_stream::operation::start_deadline() noexcept {
-  deadline_ = std::make_shared<deadline>(stream_->context());
+  auto owned = std::make_unique<deadline>(stream_->context());
+  deadline_ = owned.get();
   deadline_->op = this;
-  deadline_->timer.expires_after(limit_.value());
-  deadline_->timer.async_wait([d = deadline_](std::error_code) {
+  deadline_->timer.expires_after(limit_);
+  // The handler owns the timer: it runs once, expired or cancelled (or is destroyed with the
+  // context), after the operation may be gone, which finish() tells it by clearing `op`.
+  deadline_->timer.async_wait([d = std::move(owned)](std::error_code) {
     if (d->op != nullptr) d->op->expire();
   });
 }
@@ -249,7 +251,7 @@ void lean_stream::operation::start_deadline() noexcept {
 void lean_stream::operation::stop_deadline() noexcept {
   deadline_->op = nullptr;
   deadline_->timer.cancel();
-  deadline_.reset();
+  deadline_ = nullptr;
 }
 
 void lean_stream::operation::observe_wait() noexcept {

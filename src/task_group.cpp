@@ -26,20 +26,24 @@ struct task_group::state {
   explicit state(const asio::any_io_executor& ex) : executor(ex), changed(ex) {}
 
   struct task {
-    asio::cancellation_signal cancel;     // an awaitable's
-    detail::task_chain* chain = nullptr;  // a coronet::task's
-
-    void stop() {
-      if (chain != nullptr) {
-        chain->cancel();
-      } else {
-        cancel.emit(asio::cancellation_type::terminal);
-      }
-    }
+    asio::cancellation_signal cancel;
   };
 
+  // How many tasks run, of both kinds.
+  std::size_t size() const noexcept { return tasks.size() + lean_count; }
+
+  // Cancels every task: an awaitable through its slot, a coronet::task through its chain.
+  void cancel_all();
+
+  // A task has ended and whatever it held is released: wakes stop() when it was the last.
+  void task_gone() {
+    if (size() == 0) changed.cancel();
+  }
+
   asio::any_io_executor executor;
-  std::list<task> tasks;       // a list: each signal must stay where its slot points
+  std::list<task> tasks;  // the awaitables; a list: each signal must stay where its slot points
+  lean_task* lean_first = nullptr;  // the coronet::tasks, an intrusive list (no node to allocate)
+  std::size_t lean_count = 0;
   asio::steady_timer changed;  // woken when the last task ends
   bool stopping = false;
 };
@@ -47,9 +51,7 @@ struct task_group::state {
 task_group::task_group(const asio::any_io_executor& executor)
     : state_(std::make_shared<state>(executor)) {}
 
-task_group::~task_group() {
-  for (auto& t : state_->tasks) t.stop();
-}
+task_group::~task_group() { state_->cancel_all(); }
 
 void detail::log_task_end(std::string_view name, std::exception_ptr error) {
   if (!error) return;
@@ -103,7 +105,7 @@ struct task_group::task_end {
   void forget() {
     const auto owner = std::move(shared);
     owner->tasks.erase(entry);
-    if (owner->tasks.empty()) owner->changed.cancel();
+    owner->task_gone();
   }
 
   std::shared_ptr<state> shared;  // null once moved from or done
@@ -124,31 +126,68 @@ void task_group::spawn(asio::awaitable<void> task, std::function<void(std::excep
   if (state_->stopping) entry->cancel.emit(asio::cancellation_type::terminal);
 }
 
-// A coronet::task of the group: what its readiness set keeps while it runs, and what calls
-// on_end and leaves the group once it has ended (its frame already gone).
+// A coronet::task of the group: what its readiness set keeps while it runs, linked into the
+// group's list of them, and what calls on_end and leaves the group once it has ended (its frame
+// already gone).
 struct task_group::lean_task final : detail::spawned_task {
-  lean_task(std::shared_ptr<state> s, std::list<state::task>::iterator e,
-            std::function<void(std::exception_ptr)> f, detail::readiness& r)
-      : shared(std::move(s)), entry(e), on_end(std::move(f)), readiness(r) {}
+  lean_task(std::shared_ptr<state> s, std::function<void(std::exception_ptr)> f,
+            detail::readiness& r)
+      : shared(std::move(s)), on_end(std::move(f)), readiness(r) {
+    next = shared->lean_first;
+    if (next != nullptr) next->prev = this;
+    shared->lean_first = this;
+    ++shared->lean_count;
+  }
 
   void task_ended(std::exception_ptr error) noexcept override {
     readiness.forget(*this);
-    task_end end(std::move(shared), entry, std::move(on_end));
-    delete this;
-    end(std::move(error));
+    auto owner = leave();
+    // Whatever on_end holds goes before the group hears of the end, as for an awaitable.
+    if (auto f = std::move(on_end)) {
+      delete this;
+      try {
+        f(std::move(error));
+      } catch (const std::exception& e) {
+        log().error("a task's end handler threw: {}", e.what());
+      } catch (...) {
+        log().error("a task's end handler threw");
+      }
+    } else {
+      delete this;
+    }
+    owner->task_gone();
   }
 
   void abandoned() noexcept override {
-    // task_end's destructor leaves the group without calling on_end.
-    task_end end(std::move(shared), entry, std::move(on_end));
-    delete this;
+    auto owner = leave();
+    delete this;  // on_end goes uncalled
+    owner->task_gone();
+  }
+
+  // Out of the group's list; returns the group's state.
+  std::shared_ptr<state> leave() noexcept {
+    if (prev != nullptr) {
+      prev->next = next;
+    } else {
+      shared->lean_first = next;
+    }
+    if (next != nullptr) next->prev = prev;
+    --shared->lean_count;
+    return std::move(shared);
   }
 
   std::shared_ptr<state> shared;
-  std::list<state::task>::iterator entry;
   std::function<void(std::exception_ptr)> on_end;
   detail::readiness& readiness;
+  lean_task* prev = nullptr;
+  lean_task* next = nullptr;
 };
+
+void task_group::state::cancel_all() {
+  for (auto& t : tasks) t.cancel.emit(asio::cancellation_type::terminal);
+  // A chain's cancel() only marks it and posts the resumption: the list stays as it is.
+  for (auto* t = lean_first; t != nullptr; t = t->next) t->chain.cancel();
+}
 
 void task_group::spawn(coronet::task<void> task, std::string name) {
   spawn(std::move(task),
@@ -161,20 +200,18 @@ void task_group::spawn(coronet::task<void> task, std::function<void(std::excepti
     throw std::invalid_argument("task_group: a coronet::task needs an io_context's executor");
   }
   auto& readiness = detail::readiness::of(executor->context());
-  auto entry = state_->tasks.emplace(state_->tasks.end());
-  auto* spawned = new lean_task(state_, entry, std::move(on_end), readiness);
+  auto* spawned = new lean_task(state_, std::move(on_end), readiness);
   spawned->frame = task.release();
-  entry->chain = &spawned->chain;
   spawned->chain.cancelled = state_->stopping;
   readiness.start(*spawned);
 }
 
-std::size_t task_group::size() const noexcept { return state_->tasks.size(); }
+std::size_t task_group::size() const noexcept { return state_->size(); }
 
 asio::awaitable<std::size_t> task_group::stop(timeout grace) {
   const auto shared = state_;  // the group may be destroyed while this waits
   shared->stopping = true;
-  if (!shared->tasks.empty()) {
+  if (shared->size() > 0) {
     if (grace.is_none()) {
       shared->changed.expires_at(asio::steady_timer::time_point::max());
     } else {
@@ -182,9 +219,9 @@ asio::awaitable<std::size_t> task_group::stop(timeout grace) {
     }
     co_await shared->changed.async_wait(detail::use_nothrow);
   }
-  const std::size_t cancelled = shared->tasks.size();
-  for (auto& t : shared->tasks) t.stop();
-  while (!shared->tasks.empty()) {
+  const std::size_t cancelled = shared->size();
+  shared->cancel_all();
+  while (shared->size() > 0) {
     shared->changed.expires_at(asio::steady_timer::time_point::max());
     co_await shared->changed.async_wait(detail::use_nothrow);
   }

@@ -145,11 +145,8 @@ void readiness::drain() noexcept {
   for (int k = 0; k < n; ++k) {
     const epoll_event& event = events_[static_cast<std::size_t>(k)];
     const token t = event.data.u64;
-    const slot& s = slots_[index_of(t)];
     // Not a stream closed by a task resumed earlier in this batch.
-    if (s.target != nullptr && s.generation == static_cast<std::uint32_t>(t >> 32)) {
-      s.target->on_ready(event.events);
-    }
+    if (is_current(t)) slots_[index_of(t)].target->on_ready(event.events);
   }
   if (active_ == 0) return;
   if (n == static_cast<int>(events_.size())) {

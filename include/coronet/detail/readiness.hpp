@@ -82,6 +82,11 @@ class readiness : public asio::execution_context::service {
   // Registers `fd` for `target`: both directions, edge-triggered. On failure returns 0 with
   // `ec` set; tokens are never 0.
   token add(int fd, ready_target& target, std::error_code& ec) noexcept;
+  // Whether `t` is still registered: false once its stream was closed (or destroyed).
+  bool is_current(token t) const noexcept {
+    const auto& s = slots_[static_cast<std::uint32_t>(t)];
+    return s.target != nullptr && s.generation == static_cast<std::uint32_t>(t >> 32);
+  }
   // `target` has moved: events now go to its new address.
   void move_target(token slot, ready_target& target) noexcept;
   // Forgets the slot; any event for it not yet handled is dropped. The caller closes `fd`,
