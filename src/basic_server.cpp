@@ -63,6 +63,14 @@ unix_listener bind_listener(std::type_identity<unix_listener>,
   return unix_listener::bind(executor, local, unix_listen_options{.backlog = options.backlog});
 }
 
+// What makes a TCP or Unix server's listeners.
+template <class Listener>
+auto plain_listener(const server_options& options) {
+  return [options](const asio::any_io_executor& executor, const endpoint& where) {
+    return bind_listener(std::type_identity<Listener>{}, executor, where, options);
+  };
+}
+
 // accept() failures the kernel documents as "try again" (accept(2)): a connection that went
 // away before it was taken, or a network error that belongs to it.
 bool is_transient(const std::error_code& ec) {
@@ -605,24 +613,16 @@ template <class Listener>
 template <class L>
 requires(!std::same_as<L, tls_listener>) basic_server<Listener> basic_server<Listener>::bind(
     runtime& on, const endpoint& local, handler_type handler, server_options options) {
-  return bind_with(
-      on, local,
-      [options](const asio::any_io_executor& executor, const endpoint& where) {
-        return bind_listener(std::type_identity<Listener>{}, executor, where, options);
-      },
-      std::move(handler), nullptr, options);
+  return bind_with(on, local, plain_listener<Listener>(options), std::move(handler), nullptr,
+                   options);
 }
 
 template <class Listener>
 template <class L>
 requires(!std::same_as<L, tls_listener>) basic_server<Listener> basic_server<Listener>::bind(
     runtime& on, const endpoint& local, task_handler_type handler, server_options options) {
-  return bind_with(
-      on, local,
-      [options](const asio::any_io_executor& executor, const endpoint& where) {
-        return bind_listener(std::type_identity<Listener>{}, executor, where, options);
-      },
-      nullptr, std::move(handler), options);
+  return bind_with(on, local, plain_listener<Listener>(options), nullptr, std::move(handler),
+                   options);
 }
 
 template <class Listener>

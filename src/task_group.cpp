@@ -53,6 +53,22 @@ task_group::task_group(const asio::any_io_executor& executor)
 
 task_group::~task_group() { state_->cancel_all(); }
 
+namespace {
+
+// Calls a task's end handler, if any, and destroys it; what escapes it is logged.
+void call_on_end(std::function<void(std::exception_ptr)> on_end, std::exception_ptr error) {
+  if (!on_end) return;
+  try {
+    on_end(std::move(error));
+  } catch (const std::exception& e) {
+    log().error("a task's end handler threw: {}", e.what());
+  } catch (...) {
+    log().error("a task's end handler threw");
+  }
+}
+
+}  // namespace
+
 void detail::log_task_end(std::string_view name, std::exception_ptr error) {
   if (!error) return;
   try {
@@ -90,15 +106,7 @@ struct task_group::task_end {
   void operator()(std::exception_ptr error) {
     // Whatever on_end holds goes before the group hears of the end: a stop() that returns once
     // every task has ended finds it released.
-    if (auto f = std::exchange(on_end, nullptr)) {
-      try {
-        f(std::move(error));
-      } catch (const std::exception& e) {
-        log().error("a task's end handler threw: {}", e.what());
-      } catch (...) {
-        log().error("a task's end handler threw");
-      }
-    }
+    call_on_end(std::exchange(on_end, nullptr), std::move(error));
     forget();
   }
 
@@ -143,18 +151,9 @@ struct task_group::lean_task final : detail::spawned_task {
     readiness.forget(*this);
     auto owner = leave();
     // Whatever on_end holds goes before the group hears of the end, as for an awaitable.
-    if (auto f = std::move(on_end)) {
-      delete this;
-      try {
-        f(std::move(error));
-      } catch (const std::exception& e) {
-        log().error("a task's end handler threw: {}", e.what());
-      } catch (...) {
-        log().error("a task's end handler threw");
-      }
-    } else {
-      delete this;
-    }
+    auto f = std::move(on_end);
+    delete this;
+    call_on_end(std::move(f), std::move(error));
     owner->task_gone();
   }
 
