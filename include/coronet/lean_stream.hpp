@@ -32,7 +32,8 @@ namespace coronet {
 /// Each operation first tries its system call at once; only when the socket is not ready does
 /// the task suspend, and then the thread's readiness set (one epoll set per io_context,
 /// registered with Asio's reactor as one descriptor) resumes it directly once the socket is
-/// ready: no operation object, completion handler or allocation per wait. The descriptor is
+/// ready: the operation lives in the awaiting frame, and a wait allocates nothing, posts no
+/// completion handler and takes no trip through Asio's scheduler. The descriptor is
 /// registered once, edge-triggered, and the stream remembers whether the last receive drained
 /// the socket, so a receive that would find nothing does not make the system call.
 ///
