@@ -1,6 +1,8 @@
 // echo_server: writes every byte it receives back to its sender, in order, until the peer
 // closes; over UDP, sends every datagram back to its sender unchanged. Runs on a
 // coronet::runtime: --threads threads, one io_context each, every connection on one of them.
+// TCP and Unix connections are served by coronet::task sessions over lean streams (README, "The
+// lean path"); TLS sessions and the UDP loop are asio::awaitable coroutines.
 //
 // Run:    build/bin/echo_server --tcp 127.0.0.1:7000 --udp 127.0.0.1:7000 --unix /tmp/echo.sock
 //         (add --threads 4 --stats 5 to choose the threads and watch the counts)
