@@ -14,22 +14,19 @@
 namespace coronet {
 namespace {
 
-// One call of `io` (a send(2) or recv(2) with MSG_DONTWAIT), again after EINTR: the bytes it
-// moved, or 0 with ec set: would_block when the socket is not ready, bad_descriptor for a
-// closed stream, in Asio's system category as Asio reports them.
+// One call of `io` (a send(2) or recv(2) with MSG_DONTWAIT): the bytes it moved, or 0 with ec
+// set: would_block when the socket is not ready, bad_descriptor for a closed stream, in Asio's
+// system category as Asio reports them.
 template <class Io>
 std::size_t without_waiting(Io io, std::error_code& ec) noexcept {
-  for (;;) {
-    const ssize_t n = io();
-    if (n >= 0) {
-      ec.clear();
-      return static_cast<std::size_t>(n);
-    }
-    if (errno != EINTR) {
-      ec.assign(errno == EWOULDBLOCK ? EAGAIN : errno, asio::error::get_system_category());
-      return 0;
-    }
+  int error = 0;
+  const ssize_t n = detail::nonblocking_call(io, error);
+  if (n < 0) {
+    ec.assign(error, asio::error::get_system_category());
+    return 0;
   }
+  ec.clear();
+  return static_cast<std::size_t>(n);
 }
 
 // How many bytes of `data` the kernel took at once.

@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 
 #include <asio/ip/tcp.hpp>
 #include <asio/local/stream_protocol.hpp>
@@ -20,20 +19,6 @@ namespace coronet {
 namespace {
 
 std::error_code system_error(int value) noexcept { return {value, std::system_category()}; }
-
-// One send(2) or recv(2) that never waits, again after EINTR: the bytes moved, or -1 with
-// `error` (EAGAIN for a socket not ready).
-template <class Io>
-ssize_t now(Io io, int& error) noexcept {
-  for (;;) {
-    const ssize_t n = io();
-    if (n >= 0) return n;
-    if (errno != EINTR) {
-      error = errno == EWOULDBLOCK ? EAGAIN : errno;
-      return -1;
-    }
-  }
-}
 
 template <class Endpoint>
 endpoint read_end(int fd, int (*get)(int, sockaddr*, socklen_t*)) noexcept {
@@ -54,7 +39,7 @@ endpoint end_of(int fd, int (*get)(int, sockaddr*, socklen_t*)) noexcept {
 
 }  // namespace
 
-// The timer of an operation with a limit. Shared with the timer's handler, which finds the
+// The timer of an operation with a limit. Owned by the timer's handler, which finds the
 // operation gone (null) when it ended first.
 class lean_stream::deadline {
  public:
@@ -63,9 +48,9 @@ class lean_stream::deadline {
   operation* op = nullptr;
 };
 
-lean_stream::lean_stream(asio::io_context& context, int fd) {
-  register_with(context);  // throws before taking the descriptor
-  fd_ = fd;
+lean_stream::lean_stream(asio::io_context& context, int fd)
+    : readiness_(&detail::readiness::of(context)),  // may throw: the descriptor stays the caller's
+      fd_(fd) {
   std::error_code ec;
   const int flags = ::fcntl(fd, F_GETFL);
   if (flags >= 0 && (flags & O_NONBLOCK) == 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
@@ -74,10 +59,6 @@ lean_stream::lean_stream(asio::io_context& context, int fd) {
     fd_ = -1;
     throw std::system_error(ec, "cannot register a lean_stream");
   }
-}
-
-void lean_stream::register_with(asio::io_context& context) {
-  readiness_ = &detail::readiness::of(context);
 }
 
 lean_stream::lean_stream(lean_stream&& other) noexcept
@@ -162,25 +143,23 @@ void lean_stream::count_observed(bool received, std::size_t bytes, int error) no
 
 io_result lean_stream::try_recv(asio::mutable_buffer buffer) noexcept {
   int error = 0;
-  const ssize_t n =
-      now([&] { return ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT); }, error);
+  const ssize_t n = detail::nonblocking_call(
+      [&] { return ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT); }, error);
   if (n < 0 && error == EAGAIN) drained();
   if (n == 0 && buffer.size() > 0) error = operation::eof;
   const std::size_t bytes = n > 0 ? static_cast<std::size_t>(n) : 0;
   count(true, bytes, error);
-  if (error == 0) return io_result(bytes);
-  return io_result(bytes, operation::error_code(error));
+  return operation::outcome(bytes, error);
 }
 
 io_result lean_stream::try_send(asio::const_buffer data) noexcept {
   int error = 0;
-  const ssize_t n = now(
+  const ssize_t n = detail::nonblocking_call(
       [&] { return ::send(fd_, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL); }, error);
   if (n < 0 && error == EAGAIN) filled();
   const std::size_t bytes = n > 0 ? static_cast<std::size_t>(n) : 0;
   count(false, bytes, error);
-  if (error == 0) return io_result(bytes);
-  return io_result(bytes, operation::error_code(error));
+  return operation::outcome(bytes, error);
 }
 
 result<void> lean_stream::shutdown(shutdown_type what) noexcept {
@@ -199,15 +178,13 @@ task<result<lean_stream>> lean_stream::connect(asio::io_context& context, endpoi
   const int family = peer.is_unix_domain() ? AF_UNIX : peer.is_v6() ? AF_INET6 : AF_INET;
   const int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) co_return system_error(errno);
-  int started;
-  if (peer.is_unix_domain()) {
-    const auto native =
-        detail::to_native(peer, detail::protocol_tag<asio::local::stream_protocol>{});
-    started = ::connect(fd, native.data(), static_cast<socklen_t>(native.size()));
-  } else {
-    const auto native = peer.tcp();
-    started = ::connect(fd, native.data(), static_cast<socklen_t>(native.size()));
-  }
+  const auto start = [fd](const auto& native) {
+    return ::connect(fd, native.data(), static_cast<socklen_t>(native.size()));
+  };
+  const int started =
+      peer.is_unix_domain()
+          ? start(detail::to_native(peer, detail::protocol_tag<asio::local::stream_protocol>{}))
+          : start(peer.tcp());
   const int error = started == 0 ? 0 : errno;
   if (started != 0 && error != EINPROGRESS && error != EAGAIN) {
     ::close(fd);
@@ -269,7 +246,8 @@ bool lean_stream::operation::receive_step() noexcept {
   if (size == done_) return true;
   while (s.readable_) {  // true at first: step() looked
     const std::size_t want = size - done_;
-    const ssize_t n = now([&] { return ::recv(s.fd_, data + done_, want, 0); }, error_);
+    const ssize_t n =
+        detail::nonblocking_call([&] { return ::recv(s.fd_, data + done_, want, 0); }, error_);
     if (n > 0) {
       done_ += static_cast<std::size_t>(n);
       // A short read emptied the socket: epoll's next edge says when more arrives.
@@ -295,7 +273,8 @@ bool lean_stream::operation::send_step() noexcept {
   if (size == done_) return true;
   while (s.writable_) {
     const std::size_t want = size - done_;
-    const ssize_t n = now([&] { return ::send(s.fd_, data + done_, want, MSG_NOSIGNAL); }, error_);
+    const ssize_t n = detail::nonblocking_call(
+        [&] { return ::send(s.fd_, data + done_, want, MSG_NOSIGNAL); }, error_);
     if (n >= 0) {
       done_ += static_cast<std::size_t>(n);
       if (static_cast<std::size_t>(n) < want) s.filled();

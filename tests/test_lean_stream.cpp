@@ -5,6 +5,7 @@
 
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <array>
@@ -98,6 +99,34 @@ TEST_CASE("lean_stream: connect, both ends, a round trip and eof over TCP") {
     CHECK(end.error() == coronet::errc::eof);
     CHECK(end.bytes() == 0);
   });
+}
+
+TEST_CASE("lean_stream: connect over a Unix-domain socket, both ends and a round trip") {
+  test::temp_dir dir;
+  const auto path = (dir.path() / "lean.sock").string();
+  const int listening = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(listening >= 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  REQUIRE(::bind(listening, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  REQUIRE(::listen(listening, 4) == 0);
+  test::run_task([&](asio::io_context& context) -> coronet::task<void> {
+    const auto where = coronet::endpoint::unix_domain(path).value();
+    auto client = co_await lean_stream::connect(context, where, 5s);
+    REQUIRE_MESSAGE(client, client.error().message());
+    const int accepted = ::accept4(listening, nullptr, nullptr, SOCK_CLOEXEC);
+    REQUIRE(accepted >= 0);
+    lean_stream server(context, accepted);
+    CHECK(client->remote_endpoint() == where);
+    CHECK(server.local_endpoint() == where);
+    CHECK(server.remote_endpoint() == coronet::endpoint::unix_unnamed());
+    REQUIRE(co_await client->send_all(asio::buffer("unix", 4)));
+    std::array<char, 4> got{};
+    REQUIRE(co_await server.recv_exact(asio::buffer(got), 5s));
+    CHECK(std::string(got.data(), got.size()) == "unix");
+  });
+  ::close(listening);
 }
 
 TEST_CASE("lean_stream: connect to a port nobody listens on is refused") {

@@ -60,6 +60,20 @@ asio::awaitable<std::vector<coronet::connection_info>> settled_records(const tcp
   }
 }
 
+// Closes the 8 clients that ping_clients() made, then checks the server's totals, which the
+// ended connections' bytes now make, and that a stop has nobody left to cut off.
+asio::awaitable<void> close_and_check_totals(tcp_server& server, std::vector<tcp_stream>& clients) {
+  REQUIRE(clients.size() == 8);
+  clients.clear();
+  co_await wait_for_count(server, 0);
+  const auto totals = server.stats();
+  CHECK(totals.accepted == 8);
+  CHECK(totals.open == 0);
+  CHECK(totals.bytes_received == 32);
+  CHECK(totals.bytes_sent == 32);
+  CHECK(co_await server.stop(1s) == 0);
+}
+
 // What connections() says must match what the handlers saw and what the clients hold.
 void check_records(const std::vector<coronet::connection_info>& records,
                    const std::vector<tcp_stream>& clients, probe& seen) {
@@ -99,14 +113,7 @@ TEST_CASE("tcp_server: round_robin hands connections to every thread in turn") {
     for (const auto& record : records) ++per_thread[record.thread];
     CHECK(per_thread == std::map<std::size_t, int>{{0, 2}, {1, 2}, {2, 2}, {3, 2}});
 
-    clients.clear();
-    co_await wait_for_count(server, 0);
-    const auto totals = server.stats();
-    CHECK(totals.accepted == 8);
-    CHECK(totals.open == 0);
-    CHECK(totals.bytes_received == 32);
-    CHECK(totals.bytes_sent == 32);
-    CHECK(co_await server.stop(1s) == 0);
+    co_await close_and_check_totals(server, clients);
   });
 }
 
@@ -513,13 +520,7 @@ TEST_CASE("tcp_server: a task handler serves every connection with a lean_stream
         for (const auto& record : records) ++per_thread[record.thread];
         CHECK(per_thread == std::map<std::size_t, int>{{0, 4}, {1, 4}});
       }
-      clients.clear();
-      co_await wait_for_count(server, 0);
-      const auto totals = server.stats();
-      CHECK(totals.accepted == 8);
-      CHECK(totals.bytes_received == 32);
-      CHECK(totals.bytes_sent == 32);
-      CHECK(co_await server.stop(1s) == 0);
+      co_await close_and_check_totals(server, clients);
     });
   }
 }

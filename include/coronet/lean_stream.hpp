@@ -165,7 +165,6 @@ class lean_stream : private detail::ready_target {
   class deadline;
 
   lean_stream() noexcept = default;
-  void register_with(asio::io_context& context);
   void on_ready(std::uint32_t events) noexcept override;
   // After a receive or send that found the socket drained or full: not ready until the next
   // edge, unless the peer's close or an error was seen, which stays (and no edge repeats).
@@ -233,8 +232,7 @@ class lean_stream::operation final : public detail::cancellable_wait {
   io_result await_resume() noexcept {
     if (stream_ != nullptr && kind_ != op_kind::connect)
       stream_->count(is_receive(), done_, error_);
-    if (error_ == 0) return io_result(done_);
-    return io_result(done_, error_code(error_));
+    return outcome(done_, error_);
   }
 
  private:
@@ -258,6 +256,11 @@ class lean_stream::operation final : public detail::cancellable_wait {
                   limit, where) {}
 
   static std::error_code error_code(int error) noexcept;
+  // The result of an operation that moved `bytes` and ended with `error` (0: none).
+  static io_result outcome(std::size_t bytes, int error) noexcept {
+    if (error == 0) return io_result(bytes);
+    return io_result(bytes, error_code(error));
+  }
   // Over without waiting: the task goes on at once, but not for ever (see Fairness).
   bool completed_at_once(std::coroutine_handle<> waiter) noexcept {
     if (++stream_->in_a_row_ < immediate_limit) return false;

@@ -2,6 +2,9 @@
 // Internals shared by the socket classes' implementations.
 
 #include <fcntl.h>
+#include <sys/types.h>
+
+#include <cerrno>
 
 #include <string>
 #include <string_view>
@@ -50,6 +53,21 @@ inline asio::socket_base::shutdown_type to_asio(shutdown_type what) noexcept {
     case shutdown_type::both: break;
   }
   return asio::socket_base::shutdown_both;
+}
+
+// One call of `io`, a send(2) or recv(2) with MSG_DONTWAIT or on a non-blocking socket, again
+// after EINTR: what it returned, or -1 with `error` set (EAGAIN, never EWOULDBLOCK, for a socket
+// not ready). basic_stream and lean_stream make every such call through here.
+template <class Io>
+ssize_t nonblocking_call(Io io, int& error) noexcept {
+  for (;;) {
+    const ssize_t n = io();
+    if (n >= 0) return n;
+    if (errno != EINTR) {
+      error = errno == EWOULDBLOCK ? EAGAIN : errno;
+      return -1;
+    }
+  }
 }
 
 // Whether `fd` has O_NONBLOCK set; false for a closed descriptor.
