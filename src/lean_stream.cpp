@@ -108,7 +108,7 @@ void lean_stream::close() noexcept {
   if (writer_ != nullptr) writer_->orphan();
 }
 
-void lean_stream::on_ready(std::uint32_t events) noexcept {
+[[gnu::flatten]] void lean_stream::on_ready(std::uint32_t events) noexcept {
   if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) {
     readable_ = true;
     if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0) read_ended_ = true;
@@ -139,27 +139,6 @@ void lean_stream::count_observed(bool received, std::size_t bytes, int error) no
   } else {
     detail::observe_sent(ec, bytes);
   }
-}
-
-io_result lean_stream::try_recv(asio::mutable_buffer buffer) noexcept {
-  int error = 0;
-  const ssize_t n = detail::nonblocking_call(
-      [&] { return ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT); }, error);
-  if (n < 0 && error == EAGAIN) drained();
-  if (n == 0 && buffer.size() > 0) error = operation::eof;
-  const std::size_t bytes = n > 0 ? static_cast<std::size_t>(n) : 0;
-  count(true, bytes, error);
-  return operation::outcome(bytes, error);
-}
-
-io_result lean_stream::try_send(asio::const_buffer data) noexcept {
-  int error = 0;
-  const ssize_t n = detail::nonblocking_call(
-      [&] { return ::send(fd_, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL); }, error);
-  if (n < 0 && error == EAGAIN) filled();
-  const std::size_t bytes = n > 0 ? static_cast<std::size_t>(n) : 0;
-  count(false, bytes, error);
-  return operation::outcome(bytes, error);
 }
 
 result<void> lean_stream::shutdown(shutdown_type what) noexcept {
@@ -225,7 +204,7 @@ void lean_stream::operation::start_deadline() noexcept {
   });
 }
 
-void lean_stream::operation::stop_deadline() noexcept {
+[[gnu::noinline]] void lean_stream::operation::stop_deadline() noexcept {
   deadline_->op = nullptr;
   deadline_->timer.cancel();
   deadline_ = nullptr;
@@ -296,8 +275,16 @@ bool lean_stream::operation::connect_step() noexcept {
   return true;
 }
 
+void lean_stream::operation::abandon() noexcept { finish(); }
+
 void lean_stream::operation::ready() noexcept {
-  if (!step()) return;  // a spurious edge: wait for the next one
+  // Not step(): a stream closed or a chain cancelled while this waited has ended it already
+  // (orphan(), cancel()), so the socket is open and the chain goes on.
+  const bool over = is_receive()                ? receive_step()
+                    : kind_ == op_kind::connect ? connect_step()
+                                                : send_step();
+  if (!over) return;  // a spurious edge: wait for the next one
+  settle();
   finish();
   waiter_.resume();
 }
@@ -305,6 +292,7 @@ void lean_stream::operation::ready() noexcept {
 void lean_stream::operation::cancel() noexcept {
   if (!pending_) return;
   error_ = ECANCELED;
+  settle();
   auto* readiness = stream_->readiness_;
   finish();
   readiness->resume_later(waiter_);
@@ -322,6 +310,7 @@ void lean_stream::operation::orphan() noexcept {
 void lean_stream::operation::expire() noexcept {
   if (!pending_) return;
   error_ = ETIMEDOUT;
+  settle();
   finish();
   waiter_.resume();
 }

@@ -2,6 +2,8 @@
 // lean_stream: a connected TCP or Unix-domain stream whose operations are awaited from a
 // coronet::task and wait in the thread's own epoll set, not in Asio's reactor.
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <coroutine>
 #include <cstddef>
@@ -14,6 +16,7 @@
 #include <asio/io_context.hpp>
 
 #include "coronet/byte_counters.hpp"
+#include "coronet/detail/io.hpp"
 #include "coronet/detail/observer.hpp"
 #include "coronet/detail/readiness.hpp"
 #include "coronet/endpoint.hpp"
@@ -216,7 +219,8 @@ class lean_stream::operation final : public detail::cancellable_wait {
   operation& operator=(const operation&) = delete;
   ~operation() {
     // A task destroyed while it waits (its context shut down): the stream must not resume it.
-    if (pending_) finish();
+    if (pending_) [[unlikely]]
+      abandon();
   }
 
   bool await_ready() const noexcept { return false; }
@@ -224,16 +228,15 @@ class lean_stream::operation final : public detail::cancellable_wait {
   template <detail::task_promise_type Promise>
   bool await_suspend(std::coroutine_handle<Promise> waiter) noexcept {
     chain_ = waiter.promise().chain();
-    if (step()) return completed_at_once(waiter);
+    if (step()) {
+      settle();
+      return completed_at_once(waiter);
+    }
     wait(waiter);
     return true;
   }
 
-  io_result await_resume() noexcept {
-    if (stream_ != nullptr && kind_ != op_kind::connect)
-      stream_->count(is_receive(), done_, error_);
-    return outcome(done_, error_);
-  }
+  io_result await_resume() const noexcept { return outcome(done_, error_); }
 
  private:
   friend class lean_stream;
@@ -296,6 +299,10 @@ class lean_stream::operation final : public detail::cancellable_wait {
   bool receive_step() noexcept;
   bool send_step() noexcept;
   bool connect_step() noexcept;
+  // Over, with the stream still there: its bytes and error go to the stream's counts.
+  void settle() noexcept {
+    if (kind_ != op_kind::connect) stream_->count(is_receive(), done_, error_);
+  }
   bool is_receive() const noexcept {
     return kind_ == op_kind::recv_some || kind_ == op_kind::recv_all;
   }
@@ -315,6 +322,8 @@ class lean_stream::operation final : public detail::cancellable_wait {
     wait_.reset();
   }
   void stop_deadline() noexcept;
+  // finish(), out of line: for the destructor of an operation still pending.
+  void abandon() noexcept;
 
   lean_stream* stream_;  // null once orphaned
   asio::mutable_buffer buffer_;
@@ -350,6 +359,27 @@ inline lean_stream::operation lean_stream::send(asio::const_buffer data, call_ti
 inline lean_stream::operation lean_stream::send_all(asio::const_buffer data, call_timeout limit,
                                                     source_location where) noexcept {
   return {*this, op_kind::send_all, data, limit, where};
+}
+
+inline io_result lean_stream::try_recv(asio::mutable_buffer buffer) noexcept {
+  int error = 0;
+  const ssize_t n = detail::nonblocking_call(
+      [&] { return ::recv(fd_, buffer.data(), buffer.size(), MSG_DONTWAIT); }, error);
+  if (n < 0 && error == EAGAIN) drained();
+  if (n == 0 && buffer.size() > 0) error = operation::eof;
+  const std::size_t bytes = n > 0 ? static_cast<std::size_t>(n) : 0;
+  count(true, bytes, error);
+  return operation::outcome(bytes, error);
+}
+
+inline io_result lean_stream::try_send(asio::const_buffer data) noexcept {
+  int error = 0;
+  const ssize_t n = detail::nonblocking_call(
+      [&] { return ::send(fd_, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL); }, error);
+  if (n < 0 && error == EAGAIN) filled();
+  const std::size_t bytes = n > 0 ? static_cast<std::size_t>(n) : 0;
+  count(false, bytes, error);
+  return operation::outcome(bytes, error);
 }
 
 }  // namespace coronet

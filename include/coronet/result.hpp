@@ -89,32 +89,40 @@ class [[nodiscard]] result<void> {
 /// assigning to one needs exclusive access.
 class [[nodiscard]] io_result {
  public:
-  io_result(std::size_t bytes,
-            std::error_code error = {}) noexcept  // NOLINT(google-explicit-constructor)
-      : bytes_(bytes), error_(error) {}
+  /// A success that moved `bytes`.
+  io_result(std::size_t bytes) noexcept : bytes_(bytes) {}  // NOLINT(google-explicit-constructor)
+
+  io_result(std::size_t bytes, std::error_code error) noexcept
+      : bytes_(bytes), value_(error.value()), category_(error ? &error.category() : nullptr) {}
 
   /// A failure before any byte moved.
   io_result(std::error_code error) noexcept  // NOLINT(google-explicit-constructor)
-      : bytes_(0), error_(error) {}
+      : io_result(0, error) {}
 
   /// True when the operation completed without error.
-  explicit operator bool() const noexcept { return !error_; }
-  bool has_value() const noexcept { return !error_; }
+  explicit operator bool() const noexcept { return category_ == nullptr; }
+  bool has_value() const noexcept { return category_ == nullptr; }
 
-  const std::error_code& error() const noexcept { return error_; }
+  /// Why the operation failed; a zero error_code on success.
+  std::error_code error() const noexcept {
+    return category_ == nullptr ? std::error_code() : std::error_code(value_, *category_);
+  }
 
   /// Bytes moved, whether or not the operation failed.
   std::size_t bytes() const noexcept { return bytes_; }
 
   /// Bytes moved; throws std::system_error(error()) on failure.
   std::size_t value() const {
-    if (error_) throw std::system_error(error_);
+    if (category_ != nullptr) throw std::system_error(error());
     return bytes_;
   }
 
  private:
+  // The error kept as its two parts, the category null on success: a success (every message
+  // of a busy server) is made and tested without reading std::system_category().
   std::size_t bytes_;
-  std::error_code error_;
+  int value_ = 0;
+  const std::error_category* category_ = nullptr;
 };
 
 }  // namespace coronet

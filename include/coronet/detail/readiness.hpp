@@ -84,8 +84,8 @@ class readiness : public asio::execution_context::service {
   token add(int fd, ready_target& target, std::error_code& ec) noexcept;
   // Whether `t` is still registered: false once its stream was closed (or destroyed).
   bool is_current(token t) const noexcept {
-    const auto& s = slots_[static_cast<std::uint32_t>(t)];
-    return s.target != nullptr && s.generation == static_cast<std::uint32_t>(t >> 32);
+    // remove() moves the slot to its next generation: a token of an earlier one never matches.
+    return slots_[static_cast<std::uint32_t>(t)].generation == static_cast<std::uint32_t>(t >> 32);
   }
   // `target` has moved: events now go to its new address.
   void move_target(token slot, ready_target& target) noexcept;
