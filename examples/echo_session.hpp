@@ -58,10 +58,11 @@ constexpr std::size_t own_buffer_size = 64 * 1024;
 constexpr std::size_t streaming_bytes = 16 * 1024;
 
 // What echo_now() left for send_all(): the bytes the peer did not take at once, in the
-// session's own buffer, or the error that ends the session.
+// session's own buffer; or, in `sent`, the error that ends the session (an io_result rather
+// than an error_code: a success is made and tested without reading the error category).
 struct echo_left {
   asio::const_buffer unsent;
-  std::error_code error;
+  coronet::io_result sent;
 };
 
 // Echoes the `n` bytes just received into `into` (the session's small buffer or its own) at
@@ -87,7 +88,7 @@ echo_left echo_now(Stream& stream, asio::mutable_buffer into, std::size_t n,
     echo = asio::buffer(buffer.data(), n + more.bytes());
   }
   auto sent = stream.try_send(echo);
-  if (!sent && sent.error() != std::errc::operation_would_block) return {{}, sent.error()};
+  if (!sent && sent.error() != std::errc::operation_would_block) return {{}, sent};
   asio::const_buffer unsent = echo + sent.bytes();
   if (unsent.size() > 0 && !own) {
     own = std::make_unique_for_overwrite<char[]>(own_buffer_size);
@@ -98,7 +99,7 @@ echo_left echo_now(Stream& stream, asio::mutable_buffer into, std::size_t n,
   } else if (unsent.size() == 0 && echo.size() < streaming_bytes) {
     own.reset();
   }
-  return {unsent, {}};
+  return {unsent, sent.bytes()};
 }
 
 // What a session over `Stream` is: a coronet::task for a lean_stream (the servers' lean path,
@@ -116,9 +117,8 @@ using session_result = std::conditional_t<std::is_same_v<Stream, coronet::lean_s
 // (about 100 bytes) is in a frame only while such a send waits, not in the session's frame,
 // which every idle connection holds.
 template <class Stream>
-session_result<Stream, std::error_code> send_rest(Stream& stream, asio::const_buffer rest) {
-  auto sent = co_await stream.send_all(rest);
-  co_return sent.error();
+session_result<Stream, coronet::io_result> send_rest(Stream& stream, asio::const_buffer rest) {
+  co_return co_await stream.send_all(rest);
 }
 
 // One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
@@ -151,9 +151,9 @@ inline session_for<Stream> echo_session(Stream stream, coronet::timeout idle) {
       break;
     }
     auto left = echo_now(stream, into, got.bytes(), own);
-    if (!left.error && left.unsent.size() > 0) left.error = co_await send_rest(stream, left.unsent);
-    if (left.error) {
-      debug_line(stream, "send failed: ", left.error);
+    if (left.sent && left.unsent.size() > 0) left.sent = co_await send_rest(stream, left.unsent);
+    if (!left.sent) {
+      debug_line(stream, "send failed: ", left.sent.error());
       break;
     }
   }
