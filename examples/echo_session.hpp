@@ -118,7 +118,7 @@ using session_result = std::conditional_t<std::is_same_v<Stream, coronet::lean_s
 // which every idle connection holds.
 template <class Stream>
 session_result<Stream, coronet::io_result> send_rest(Stream& stream, asio::const_buffer rest) {
-  co_return co_await stream.send_all(rest);
+  co_return co_await stream.send_all(rest, coronet::no_timeout);
 }
 
 // One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
@@ -139,11 +139,14 @@ inline session_for<Stream> echo_session(Stream stream, coronet::timeout idle) {
     (void)stream.set_option(coronet::option::no_delay{true});
   }
 
+  // The idle limit is the stream's own, for every receive (a send of the rest waits as long
+  // as it takes): set once, rather than passed with each call.
+  stream.set_timeout(idle);
   std::array<char, 128> first;
   std::unique_ptr<char[]> own;
   for (;;) {
     const auto into = own ? asio::buffer(own.get(), own_buffer_size) : asio::buffer(first);
-    auto got = co_await stream.recv(into, idle);
+    auto got = co_await stream.recv(into);
     if (!got) {
       // Everything received was echoed: answer the peer's FIN with ours.
       if (got.error() == coronet::errc::eof) (void)stream.shutdown(coronet::shutdown_type::send);

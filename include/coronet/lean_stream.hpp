@@ -71,7 +71,7 @@ namespace coronet {
 ///       while (auto got = co_await stream.recv(asio::buffer(buf)))
 ///         if (!co_await stream.send_all(asio::buffer(buf.data(), got.bytes()))) break;
 ///     }
-class lean_stream : private detail::ready_target {
+class lean_stream {
   class operation;
 
  public:
@@ -168,7 +168,11 @@ class lean_stream : private detail::ready_target {
   class deadline;
 
   lean_stream() noexcept = default;
-  void on_ready(std::uint32_t events) noexcept override;
+  friend class detail::readiness;
+  // The readiness set's report of `events` for the descriptor (EPOLLRDHUP, EPOLLHUP and
+  // EPOLLERR are lasting states, which no later edge repeats): resumes the tasks it lets go
+  // on, which may close and destroy this stream.
+  void on_ready(std::uint32_t events) noexcept;
   // After a receive or send that found the socket drained or full: not ready until the next
   // edge, unless the peer's close or an error was seen, which stays (and no edge repeats).
   void drained() noexcept { readable_ = read_ended_; }

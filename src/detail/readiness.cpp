@@ -39,7 +39,7 @@ readiness::~readiness() {
   watcher_.close(ignored);
 }
 
-readiness::token readiness::add(int fd, ready_target& target, std::error_code& ec) noexcept {
+readiness::token readiness::add(int fd, lean_stream& target, std::error_code& ec) noexcept {
   std::uint32_t index;
   if (!free_slots_.empty()) {
     index = free_slots_.back();
@@ -65,7 +65,7 @@ readiness::token readiness::add(int fd, ready_target& target, std::error_code& e
   return t;
 }
 
-void readiness::move_target(token t, ready_target& target) noexcept {
+void readiness::move_target(token t, lean_stream& target) noexcept {
   slots_[index_of(t)].target = &target;
 }
 
@@ -142,12 +142,7 @@ void readiness::drain() noexcept {
                 std::error_code(errno, std::system_category()).message());
     n = 0;
   }
-  for (int k = 0; k < n; ++k) {
-    const epoll_event& event = events_[static_cast<std::size_t>(k)];
-    const token t = event.data.u64;
-    // Not a stream closed by a task resumed earlier in this batch.
-    if (is_current(t)) slots_[index_of(t)].target->on_ready(event.events);
-  }
+  dispatch(n);
   if (active_ == 0) return;
   if (n == static_cast<int>(events_.size())) {
     armed_ = true;

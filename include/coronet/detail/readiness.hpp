@@ -16,21 +16,11 @@
 
 #include "coronet/task.hpp"
 
+namespace coronet {
+class lean_stream;
+}
+
 namespace coronet::detail {
-
-// What a descriptor in a readiness set is: told the events epoll reports for it (EPOLLRDHUP,
-// EPOLLHUP and EPOLLERR are lasting states, which no later edge repeats). The call may resume
-// tasks that close and destroy the target.
-class ready_target {
- public:
-  virtual void on_ready(std::uint32_t events) noexcept = 0;
-
- protected:
-  ready_target() = default;
-  ready_target(const ready_target&) = default;
-  ready_target& operator=(const ready_target&) = default;
-  virtual ~ready_target() = default;
-};
 
 // A spawned task, as its io_context's readiness set keeps it: destroyed, frame and all, if the
 // context shuts down before the task ends.
@@ -81,14 +71,14 @@ class readiness : public asio::execution_context::service {
 
   // Registers `fd` for `target`: both directions, edge-triggered. On failure returns 0 with
   // `ec` set; tokens are never 0.
-  token add(int fd, ready_target& target, std::error_code& ec) noexcept;
+  token add(int fd, lean_stream& target, std::error_code& ec) noexcept;
   // Whether `t` is still registered: false once its stream was closed (or destroyed).
   bool is_current(token t) const noexcept {
     // remove() moves the slot to its next generation: a token of an earlier one never matches.
     return slots_[static_cast<std::uint32_t>(t)].generation == static_cast<std::uint32_t>(t >> 32);
   }
   // `target` has moved: events now go to its new address.
-  void move_target(token slot, ready_target& target) noexcept;
+  void move_target(token slot, lean_stream& target) noexcept;
   // Forgets the slot; any event for it not yet handled is dropped. The caller closes `fd`,
   // which takes it out of the epoll set. The last slot's removal stops the wait on Asio's
   // reactor, so that a context with nothing else to do returns from run().
@@ -105,13 +95,17 @@ class readiness : public asio::execution_context::service {
 
  private:
   struct slot {
-    ready_target* target = nullptr;
+    lean_stream* target = nullptr;
     std::uint32_t generation = 1;
   };
 
   void shutdown() override;
   void arm();
   void drain() noexcept;
+  // Tells each of the first `n` events to its stream (lean_stream::on_ready), unless the stream
+  // was closed earlier in the batch. Defined in lean_stream.cpp, next to on_ready(), which it
+  // inlines: no call per event.
+  void dispatch(int n) noexcept;
 
   asio::io_context& context_;
   int epoll_fd_ = -1;
