@@ -766,11 +766,10 @@ class builtin_server {
  public:
   builtin_server(proto protocol, std::size_t threads) : runtime_(unlocked(threads)) {
     const auto loopback = coronet::endpoint(asio::ip::address_v4::loopback(), 0);
-    const coronet::timeout never = coronet::no_timeout;
     switch (protocol) {
       case proto::tcp:
-        tcp_.emplace(coronet::tcp_server::bind(runtime_, loopback, [never](coronet::lean_stream s) {
-          return coronet_examples::echo_session(std::move(s), never);
+        tcp_.emplace(coronet::tcp_server::bind(runtime_, loopback, [](coronet::lean_stream s) {
+          return coronet_examples::echo_session(std::move(s));
         }));
         where_ = tcp_->local_endpoint();
         break;
@@ -782,8 +781,8 @@ class builtin_server {
         }
         directory_ = pattern;
         where_ = coronet::endpoint::unix_domain((directory_ / "echo.sock").string()).value();
-        unix_.emplace(coronet::unix_server::bind(runtime_, where_, [never](coronet::lean_stream s) {
-          return coronet_examples::echo_session(std::move(s), never);
+        unix_.emplace(coronet::unix_server::bind(runtime_, where_, [](coronet::lean_stream s) {
+          return coronet_examples::echo_session(std::move(s));
         }));
         break;
       }

@@ -184,7 +184,8 @@ struct echo_service {
           auto server = coronet::tcp_server::bind(
               runtime, ep,
               [limit](coronet::lean_stream stream) {
-                return coronet_examples::echo_session(std::move(stream), limit);
+                stream.set_timeout(limit);  // the idle limit: each receive's
+                return coronet_examples::echo_session(std::move(stream));
               },
               options);
           std::string label = "tcp " + server.local_endpoint().to_string();
@@ -208,7 +209,8 @@ struct echo_service {
           auto server = coronet::unix_server::bind(
               runtime, ep,
               [limit](coronet::lean_stream stream) {
-                return coronet_examples::echo_session(std::move(stream), limit);
+                stream.set_timeout(limit);  // the idle limit: each receive's
+                return coronet_examples::echo_session(std::move(stream));
               },
               unix_options);
           std::string label = "unix " + request.text;

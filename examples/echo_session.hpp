@@ -122,7 +122,8 @@ session_result<Stream, coronet::io_result> send_rest(Stream& stream, asio::const
 }
 
 // One stream connection (TCP or Unix): echo until the peer closes, then close with FIN. A
-// peer silent for `idle` is closed. The same body for both kinds of stream and session.
+// peer silent for the stream's own timeout (set_timeout(), none by default) is closed. The same
+// body for both kinds of stream and session.
 //
 // Memory: an idle session holds 128 bytes of buffer, not the 64 KiB it echoes at most at once.
 // It waits in recv() on that small buffer, which takes a short message whole in one receive,
@@ -130,7 +131,7 @@ session_result<Stream, coronet::io_result> send_rest(Stream& stream, asio::const
 // buffer of the session's own (64 KiB, as the epoll baseline keeps for a connection once a
 // send falls short) exists only while the peer streams or an echo waits for it to read.
 template <class Stream>
-inline session_for<Stream> echo_session(Stream stream, coronet::timeout idle) {
+inline session_for<Stream> echo_session(Stream stream) {
   debug_line(stream, "connected");
   if constexpr (!std::is_same_v<Stream, coronet::unix_stream>) {
     // Every echo goes out at once, the short tail of a long one too, rather than waiting for
@@ -139,9 +140,6 @@ inline session_for<Stream> echo_session(Stream stream, coronet::timeout idle) {
     (void)stream.set_option(coronet::option::no_delay{true});
   }
 
-  // The idle limit is the stream's own, for every receive (a send of the rest waits as long
-  // as it takes): set once, rather than passed with each call.
-  stream.set_timeout(idle);
   std::array<char, 128> first;
   std::unique_ptr<char[]> own;
   for (;;) {

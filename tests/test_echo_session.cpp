@@ -127,8 +127,7 @@ TEST_CASE("echo_session: 4 MiB from a peer that reads late comes back exact - th
       []() -> asio::awaitable<void> {
         const auto executor = co_await asio::this_coro::executor;
         auto [peer, session] = coronet::unix_stream::socket_pair(executor);
-        coronet::spawn(executor,
-                       coronet_examples::echo_session(std::move(session), coronet::no_timeout),
+        coronet::spawn(executor, coronet_examples::echo_session(std::move(session)),
                        "echo session");
         const auto payload = test::pattern_text(4 * 1024 * 1024, 6);
         // Everything is sent before anything is read: the session's sends fall short and it
@@ -166,8 +165,7 @@ TEST_CASE("echo_session: a TCP session turns Nagle off on its connection") {
       return on != 0;
     };
     CHECK_FALSE(nodelay());  // the kernel's default
-    coronet::spawn(executor, coronet_examples::echo_session(std::move(server), coronet::no_timeout),
-                   "echo session");
+    coronet::spawn(executor, coronet_examples::echo_session(std::move(server)), "echo session");
     const auto message = test::pattern_text(64, 7);
     REQUIRE(co_await client.send_all(asio::buffer(message)));
     std::string back(message.size(), '\0');
