@@ -31,7 +31,7 @@ readiness::readiness(asio::io_context& context)
     : asio::execution_context::service(context),
       context_(context),
       epoll_fd_(make_epoll()),
-      watcher_(context, epoll_fd_) {}
+      watcher_(context.get_executor(), epoll_fd_) {}
 
 readiness::~readiness() {
   // The watcher owns epoll_fd_ and closes it.
@@ -118,7 +118,7 @@ void readiness::shutdown() {
 
 void readiness::arm() {
   armed_ = true;
-  watcher_.async_wait(asio::posix::stream_descriptor::wait_read, [this](std::error_code ec) {
+  watcher_.async_wait(asio::posix::descriptor_base::wait_read, [this](std::error_code ec) {
     armed_ = false;
     if (shut_down_) return;
     if (!ec) {
@@ -133,26 +133,31 @@ void readiness::arm() {
 // goes on from the context's queue, so that other handlers get their turn; otherwise Asio's
 // reactor is asked to wake this set again.
 void readiness::drain() noexcept {
-  int n;
-  do {
-    n = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    log().error("readiness: epoll_wait: {}",
-                std::error_code(errno, std::system_category()).message());
-    n = 0;
+  std::size_t taken = 0;
+  for (;;) {
+    int n;
+    do {
+      n = ::epoll_wait(epoll_fd_, events_.data(), static_cast<int>(events_.size()), 0);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      log().error("readiness: epoll_wait: {}",
+                  std::error_code(errno, std::system_category()).message());
+      n = 0;
+    }
+    dispatch(n);
+    if (active_ == 0) return;
+    if (n == 0) break;
+    taken += static_cast<std::size_t>(n);
+    if (taken >= events_.size()) {
+      armed_ = true;
+      asio::post(context_, [this] {
+        armed_ = false;
+        if (!shut_down_) drain();
+      });
+      return;
+    }
   }
-  dispatch(n);
-  if (active_ == 0) return;
-  if (n == static_cast<int>(events_.size())) {
-    armed_ = true;
-    asio::post(context_, [this] {
-      armed_ = false;
-      if (!shut_down_) drain();
-    });
-  } else {
-    arm();
-  }
+  arm();
 }
 
 }  // namespace coronet::detail

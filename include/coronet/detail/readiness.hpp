@@ -109,7 +109,9 @@ class readiness : public asio::execution_context::service {
 
   asio::io_context& context_;
   int epoll_fd_ = -1;
-  asio::posix::stream_descriptor watcher_;  // epoll_fd_, for Asio's reactor
+  // epoll_fd_, for Asio's reactor. On the context's own executor type rather than
+  // any_io_executor: each wake-up's completion then makes no type-erased executor calls.
+  asio::posix::basic_stream_descriptor<asio::io_context::executor_type> watcher_;
   bool armed_ = false;
   bool shut_down_ = false;
   std::size_t active_ = 0;  // registered slots
