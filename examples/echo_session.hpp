@@ -208,6 +208,11 @@ inline asio::awaitable<void> tls_echo_session(coronet::tls_stream stream, corone
   stream.close();
 }
 
+// After one awaited receive, the datagrams already queued that udp_echo() takes at once, each
+// without a trip through Asio's reactor, before it waits its turn again: a socket that keeps
+// receiving cannot hold its thread for ever.
+constexpr int udp_batch = 64;
+
 // Every datagram goes back to its sender unchanged, until the socket is closed (on this
 // socket's own thread, like everything else done with it).
 inline asio::awaitable<void> udp_echo(std::shared_ptr<coronet::udp_socket> socket) {
@@ -219,9 +224,26 @@ inline asio::awaitable<void> udp_echo(std::shared_ptr<coronet::udp_socket> socke
       coronet::log().debug("udp receive: {}", got.error().message());
       continue;
     }
-    auto sent = co_await socket->send_to(asio::buffer(buffer.data(), got.bytes()), got.sender());
-    if (!sent) {
-      coronet::log().debug("udp send to {}: {}", got.sender().to_string(), sent.error().message());
+    for (int taken = 1;; ++taken) {
+      const asio::const_buffer echo(buffer.data(), got.bytes());
+      auto sent = socket->try_send_to(echo, got.sender());
+      if (!sent && sent.error() == std::errc::operation_would_block) {
+        sent = co_await socket->send_to(echo, got.sender());
+      }
+      if (!sent) {
+        coronet::log().debug("udp send to {}: {}", got.sender().to_string(),
+                             sent.error().message());
+      }
+      if (taken == udp_batch) break;
+      got = socket->try_recv_from(asio::buffer(buffer));
+      if (!got) {
+        // None queued now; any other error is the socket's to report again, or not, to the
+        // awaited receive.
+        if (got.error() != std::errc::operation_would_block) {
+          coronet::log().debug("udp receive: {}", got.error().message());
+        }
+        break;
+      }
     }
   }
 }

@@ -96,6 +96,51 @@ asio::awaitable<datagram_result> basic_datagram<Protocol>::recv_from(asio::mutab
 }
 
 template <class Protocol>
+datagram_result basic_datagram<Protocol>::try_recv_from(asio::mutable_buffer buffer) noexcept {
+  typename Protocol::endpoint sender;
+  auto size = static_cast<socklen_t>(sender.capacity());
+  int error = 0;
+  const ssize_t n = detail::nonblocking_call(
+      [&] {
+        return ::recvfrom(this->native_handle(), buffer.data(), buffer.size(),
+                          MSG_DONTWAIT | report_real_size, sender.data(), &size);
+      },
+      error);
+  if (n < 0) {
+    // Nothing queued is no failure of the socket's: not counted.
+    const std::error_code ec(error, std::system_category());
+    if (error == EAGAIN) return datagram_result(ec);
+    return failed(ec);
+  }
+  sender.resize(size);
+  detail::observe_received({}, static_cast<std::size_t>(n));
+  return received(static_cast<std::size_t>(n), buffer.size(), detail::from_native(sender));
+}
+
+template <class Protocol>
+io_result basic_datagram<Protocol>::try_send_to(asio::const_buffer datagram,
+                                                const endpoint& to) noexcept {
+  if (!detail::fits(to, detail::protocol_tag<Protocol>{})) {
+    return io_result(0, make_error_code(errc::wrong_address_family));
+  }
+  const auto native = detail::to_native(to, detail::protocol_tag<Protocol>{});
+  int error = 0;
+  const ssize_t n = detail::nonblocking_call(
+      [&] {
+        return ::sendto(this->native_handle(), datagram.data(), datagram.size(),
+                        MSG_DONTWAIT | MSG_NOSIGNAL, native.data(),
+                        static_cast<socklen_t>(native.size()));
+      },
+      error);
+  if (n < 0) {
+    const std::error_code ec(error, std::system_category());
+    if (error == EAGAIN) return io_result(0, ec);
+    return sent(ec, 0);
+  }
+  return sent({}, static_cast<std::size_t>(n));
+}
+
+template <class Protocol>
 asio::awaitable<io_result> basic_datagram<Protocol>::send(asio::const_buffer datagram,
                                                           call_timeout limit,
                                                           source_location where) {

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -172,5 +173,38 @@ TEST_CASE("echo_session: a TCP session turns Nagle off on its connection") {
     REQUIRE(co_await client.recv_exact(asio::buffer(back), 5s));
     CHECK(back == message);
     CHECK(nodelay());
+  });
+}
+
+TEST_CASE("udp_echo: a burst of 3 batches' worth, queued at once, comes back whole") {
+  test::run([]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    const auto loopback = coronet::endpoint(asio::ip::address_v4::loopback(), 0);
+    auto echo =
+        std::make_shared<coronet::udp_socket>(coronet::udp_socket::bind(executor, loopback));
+    auto client = coronet::udp_socket::bind(executor, loopback);
+    // Room for every reply while the client is not reading yet.
+    (void)client.set_option(coronet::option::receive_buffer_size{1 << 20});
+    coronet::spawn(executor, coronet_examples::udp_echo(echo), "udp echo");
+
+    // More than udp_batch datagrams, all sent before the echo runs: after its first awaited
+    // receive it finds the rest queued, takes them in batches, and waits its turn in between.
+    const int count = 3 * coronet_examples::udp_batch + 7;
+    std::set<std::string> expected;
+    for (int i = 0; i < count; ++i) {
+      const std::string datagram = "datagram " + std::to_string(i);
+      expected.insert(datagram);
+      REQUIRE(co_await client.send_to(asio::buffer(datagram), echo->local_endpoint(), 5s));
+    }
+    std::set<std::string> echoed;
+    std::array<char, 64> buffer{};
+    for (int i = 0; i < count; ++i) {
+      auto got = co_await client.recv_from(asio::buffer(buffer), 5s);
+      REQUIRE(got);
+      CHECK(got.sender() == echo->local_endpoint());
+      echoed.insert(std::string(buffer.data(), got.bytes()));
+    }
+    CHECK(echoed == expected);
+    co_await coronet_examples::close_udp(echo);
   });
 }

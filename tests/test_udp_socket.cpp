@@ -49,6 +49,21 @@ asio::awaitable<void> echo_own_datagrams(endpoint server, endpoint any, unsigned
   group.done();
 }
 
+// try_recv_from() until a datagram is there (loopback delivery may lag the send a little),
+// for up to 5 s; then whatever try_recv_from() says.
+asio::awaitable<coronet::datagram_result> try_until_queued(udp_socket& socket,
+                                                           asio::mutable_buffer buffer) {
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    auto got = socket.try_recv_from(buffer);
+    if (got.error() != std::errc::operation_would_block ||
+        std::chrono::steady_clock::now() > deadline) {
+      co_return got;
+    }
+    co_await test::sleep_for(1ms);
+  }
+}
+
 asio::awaitable<void> close_later(udp_socket& socket) {
   co_await test::sleep_for(50ms);
   socket.close();
@@ -276,5 +291,71 @@ TEST_CASE("udp_socket: a Unix-domain endpoint is the wrong family") {
     CHECK(socket.connect(path).error() == errc::wrong_address_family);
     CHECK_THROWS_WITH_AS(udp_socket::bind(co_await asio::this_coro::executor, path),
                          doctest::Contains("cannot bind UDP to unix:/tmp/x"), std::system_error);
+  });
+}
+
+TEST_CASE(
+    "udp_socket: try_recv_from and try_send_to never wait - would_block, data, sender, "
+    "truncation") {
+  for (const auto& any : test::loopbacks()) {
+    CAPTURE(any);
+    test::run([&]() -> asio::awaitable<void> {
+      const auto executor = co_await asio::this_coro::executor;
+      auto server = udp_socket::bind(executor, any);
+      auto client = udp_socket::bind(executor, any);
+      std::array<char, 100> buffer{};
+
+      // Nothing queued: at once, nothing taken.
+      auto none = server.try_recv_from(asio::buffer(buffer));
+      CHECK_FALSE(none);
+      CHECK(none.error() == std::errc::operation_would_block);
+      CHECK(none.bytes() == 0);
+
+      const auto first = payload_of(60, 1);
+      const auto big = payload_of(3000, 2);
+      auto sent = client.try_send_to(asio::buffer(first), server.local_endpoint());
+      REQUIRE(sent);
+      CHECK(sent.bytes() == first.size());
+      REQUIRE(client.try_send_to(asio::buffer(big), server.local_endpoint()));
+      REQUIRE(client.try_send_to(asio::const_buffer(), server.local_endpoint()));
+
+      auto got = co_await try_until_queued(server, asio::buffer(buffer));
+      REQUIRE(got);
+      CHECK(got.sender() == client.local_endpoint());
+      CHECK(std::vector<char>(buffer.begin(), buffer.begin() + static_cast<long>(got.bytes())) ==
+            first);
+      // Larger than the buffer: reported, as recv_from() reports it.
+      auto cut = co_await try_until_queued(server, asio::buffer(buffer));
+      CHECK(cut.error() == errc::datagram_truncated);
+      CHECK(cut.bytes() == buffer.size());
+      CHECK(cut.size() == big.size());
+      CHECK(cut.sender() == client.local_endpoint());
+      // An empty datagram is one too, distinct from none at all.
+      auto empty = co_await try_until_queued(server, asio::buffer(buffer));
+      CHECK(empty);
+      CHECK(empty.bytes() == 0);
+      auto after = server.try_recv_from(asio::buffer(buffer));
+      CHECK(after.error() == std::errc::operation_would_block);
+
+      // An awaited receive still gets what a try_send_to() sent.
+      REQUIRE(server.try_send_to(asio::buffer(first), client.local_endpoint()));
+      auto back = co_await client.recv_from(asio::buffer(buffer), 5s);
+      REQUIRE(back);
+      CHECK(back.bytes() == first.size());
+
+      auto wrong = client.try_send_to(asio::buffer(first), endpoint::unix_domain("/tmp/x").value());
+      CHECK(wrong.error() == errc::wrong_address_family);
+    });
+  }
+}
+
+TEST_CASE("udp_socket: try_recv_from on a closed socket fails at once") {
+  test::run([]() -> asio::awaitable<void> {
+    auto socket = udp_socket::bind(co_await asio::this_coro::executor, test::loopbacks().front());
+    socket.close();
+    std::array<char, 16> buffer{};
+    auto got = socket.try_recv_from(asio::buffer(buffer));
+    CHECK_FALSE(got);
+    CHECK(got.error() != std::errc::operation_would_block);
   });
 }

@@ -52,6 +52,16 @@ class basic_datagram : public basic_socket<typename Protocol::socket> {
   asio::awaitable<datagram_result> recv_from(asio::mutable_buffer buffer, call_timeout limit = {},
                                              source_location where = source_location::current());
 
+  /// One receive that never waits: the next datagram already queued, with its sender (and
+  /// truncation reported as by recv_from()), or std::errc::operation_would_block when none is.
+  /// For a loop that takes what has piled up after an awaited receive, without a trip through
+  /// the reactor for each datagram.
+  datagram_result try_recv_from(asio::mutable_buffer buffer) noexcept;
+
+  /// One send that never waits: `datagram` to `to` whole, or std::errc::operation_would_block
+  /// (nothing sent) when the socket's send buffer is full. Errors otherwise as send_to().
+  io_result try_send_to(asio::const_buffer datagram, const endpoint& to) noexcept;
+
   /// Sends one datagram to the connected peer.
   asio::awaitable<io_result> send(asio::const_buffer datagram, call_timeout limit = {},
                                   source_location where = source_location::current());
