@@ -129,9 +129,10 @@ void readiness::arm() {
   });
 }
 
-// One batch: every event epoll has now (up to 256), each target told in turn. A full batch
-// goes on from the context's queue, so that other handlers get their turn; otherwise Asio's
-// reactor is asked to wake this set again.
+// Every event epoll has now, each stream told in turn, then again while the set has more
+// (tasks resumed meanwhile have sent, and their peers answered). After 256 the work goes on
+// from the context's queue, so that other handlers get their turn; once the set has nothing,
+// Asio's reactor is asked to wake it again.
 void readiness::drain() noexcept {
   std::size_t taken = 0;
   for (;;) {

@@ -45,7 +45,9 @@ class spawned_task : public task_owner {
 
 // One io_context's epoll set (an Asio service: one per context, made on first use). Its
 // descriptor is the one thing it registers with Asio's reactor. When that turns readable, it
-// takes up to 256 ready events with one epoll_wait(2) and resumes each waiting task in place.
+// takes the ready events with epoll_wait(2) and resumes each waiting task in place, and asks
+// again, without waiting, until the set has none (or 256 were taken): a wake-up through Asio
+// costs about 700 instructions, an empty epoll_wait a system call and a few dozen.
 //
 // Each descriptor is registered once, edge-triggered for both directions, when its stream is
 // made: no epoll_ctl(2) per wait. An event names its descriptor's slot with a generation, so
