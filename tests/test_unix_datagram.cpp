@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <array>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -115,4 +116,32 @@ TEST_CASE("unix_datagram: bind follows the socket-file rules and close removes t
   CHECK_THROWS_AS(unix_datagram::bind(context, where), std::system_error);  // in use
   first.close();
   CHECK_FALSE(std::filesystem::exists(where.path()));
+}
+
+TEST_CASE("unix_datagram: try_recv_from and try_send_to never wait and keep the sender's path") {
+  const test::temp_dir dir;
+  test::run([&]() -> asio::awaitable<void> {
+    const auto executor = co_await asio::this_coro::executor;
+    auto server = unix_datagram::bind(executor, dir.socket("server.sock"));
+    auto client = unix_datagram::bind(executor, dir.socket("client.sock"));
+    std::array<char, 16> buffer{};
+    CHECK(server.try_recv_from(asio::buffer(buffer)).error() == std::errc::operation_would_block);
+
+    // A Unix datagram is in the peer's queue once the send returns: no wait needed.
+    auto sent =
+        client.try_send_to(asio::buffer(std::string_view("hello")), server.local_endpoint());
+    REQUIRE(sent);
+    CHECK(sent.bytes() == 5);
+    auto got = server.try_recv_from(asio::buffer(buffer));
+    REQUIRE(got);
+    CHECK(std::string_view(buffer.data(), got.bytes()) == "hello");
+    CHECK(got.sender() == dir.socket("client.sock"));
+    CHECK(server.try_recv_from(asio::buffer(buffer)).error() == std::errc::operation_would_block);
+
+    // To a path nobody is bound at: the kernel's error, at once.
+    auto nobody = client.try_send_to(asio::buffer(std::string_view("x")), dir.socket("none.sock"));
+    CHECK_FALSE(nobody);
+    CHECK(nobody.error() != std::errc::operation_would_block);
+    co_return;
+  });
 }
