@@ -237,8 +237,8 @@ inline asio::awaitable<void> udp_echo(std::shared_ptr<coronet::udp_socket> socke
       if (taken == udp_batch) break;
       got = socket->try_recv_from(asio::buffer(buffer));
       if (!got) {
-        // None queued now; any other error is the socket's to report again, or not, to the
-        // awaited receive.
+        // None queued now (would_block), or an error, logged as the awaited receive logs it;
+        // either way the loop goes back to waiting.
         if (got.error() != std::errc::operation_would_block) {
           coronet::log().debug("udp receive: {}", got.error().message());
         }
