@@ -300,3 +300,51 @@ TEST_CASE("lean_stream: a peer that keeps a socket ready does not keep the threa
     CHECK(*read_when_other_ran < total / 2);
   });
 }
+
+namespace {
+
+// One side of two tasks that bounce a byte over a stream pair, each send waking the other at
+// once, until `limit` messages or `stop`; then it closes its end, which ends the other side.
+coronet::task<void> bounce(lean_stream& stream, bool serves_first, std::size_t limit,
+                           std::shared_ptr<std::size_t> messages, std::shared_ptr<bool> stop) {
+  std::array<char, 1> byte{'x'};
+  if (serves_first) REQUIRE(co_await stream.send_all(asio::buffer(byte)));
+  while (*messages < limit && !*stop) {
+    if (!co_await stream.recv(asio::buffer(byte))) break;
+    ++*messages;
+    if (!co_await stream.send_all(asio::buffer(byte))) break;
+  }
+  stream.close();
+}
+
+}  // namespace
+
+TEST_CASE("lean_stream: tasks that keep the readiness set busy leave Asio's handlers their turn") {
+  test::run_task([](asio::io_context& context) -> coronet::task<void> {
+    auto [a, b] = unix_pair(context);
+    // Every message is a wait and a wake-up: the set always has the next event, so asking it
+    // again would go on for ever without the 256-event turn.
+    constexpr std::size_t limit = 20'000;
+    auto messages = std::make_shared<std::size_t>(0);
+    auto stop = std::make_shared<bool>(false);
+    coronet::task_group group(context.get_executor());
+    group.spawn(bounce(a, true, limit, messages, stop), "ping");
+    group.spawn(bounce(b, false, limit, messages, stop), "pong");
+
+    // This task's own pauses are Asio timers too: the bouncing is well under way once one ends.
+    co_await pause(context, 1ms);
+    REQUIRE(*messages > 0);
+    std::size_t messages_when_fired = 0;
+    bool fired = false;
+    asio::steady_timer timer(context, 1ms);
+    timer.async_wait([&](std::error_code) {
+      fired = true;
+      messages_when_fired = *messages;
+      *stop = true;
+    });
+    while (group.size() > 0) co_await pause(context, 5ms);
+    CHECK(fired);
+    // Both timers ran while the tasks still bounced, not after they had done all they would.
+    CHECK(messages_when_fired < limit);
+  });
+}
